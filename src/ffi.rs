@@ -1,0 +1,460 @@
+//! The `extern "C"` surface: argument checks, the panic boundary, and the
+//! translation to and from the state machine in `semaphore.rs`.
+//!
+//! Every function checks its handle for NULL first, validates every integer
+//! and float it is given, and never lets a panic cross into C. The doc
+//! comments here are copied into `include/rsem.h` by cbindgen.
+
+use core::ffi::c_int;
+use core::ptr;
+use std::alloc::{Layout, alloc};
+
+use crate::deadline::{self, Wait};
+use crate::errno::set_errno;
+use crate::panic::guard;
+use crate::semaphore::Semaphore;
+use crate::status::{
+    KNOWN_FLAGS, SEM_COUNT_MAX, SEM_EINVAL, SEM_EOVERFLOW, SEM_FIFO, SEM_OK, acquire_code,
+    release_code,
+};
+
+/// Allocates a semaphore; NULL with errno `ENOMEM` if memory ran out.
+fn allocate(semaphore: Semaphore) -> *mut Semaphore {
+    let layout = Layout::new::<Semaphore>();
+    // SAFETY: `alloc` needs a layout of non-zero size; `Semaphore` is not
+    // zero-sized (it holds two atomics).
+    let raw = unsafe { alloc(layout) }.cast::<Semaphore>();
+    if raw.is_null() {
+        set_errno(libc::ENOMEM);
+        return ptr::null_mut();
+    }
+    // SAFETY: `raw` is non-null, freshly allocated for `Semaphore`'s layout,
+    // so it is valid for a write and suitably aligned.
+    unsafe { raw.write(semaphore) };
+    raw
+}
+
+/// Builds a semaphore from C's integers, or NULL with errno `EINVAL`.
+fn create(value: i64, max: i64, flags: u32) -> *mut Semaphore {
+    if flags & !KNOWN_FLAGS != 0 || value < 0 || max > SEM_COUNT_MAX {
+        set_errno(libc::EINVAL);
+        return ptr::null_mut();
+    }
+    let fifo = flags & SEM_FIFO != 0;
+    // `value >= 0` was checked; a negative `max` fails `value <= max` below.
+    let Ok(max) = u64::try_from(max) else {
+        set_errno(libc::EINVAL);
+        return ptr::null_mut();
+    };
+    match Semaphore::new(value as u64, max, fifo) {
+        Some(semaphore) => allocate(semaphore),
+        None => {
+            set_errno(libc::EINVAL);
+            ptr::null_mut()
+        }
+    }
+}
+
+/// Runs `body` on the semaphore behind `sem`, or returns `on_null` for NULL.
+///
+/// # Safety
+/// `sem` must be NULL or a handle from `sem_new*` that has not been freed.
+#[inline(always)]
+unsafe fn with<R>(
+    function: &'static str,
+    sem: *const Semaphore,
+    on_null: R,
+    body: impl FnOnce(&Semaphore) -> R,
+) -> R {
+    // SAFETY: by this function's contract `sem` is NULL or points to a live
+    // semaphore made by `allocate`; `as_ref` maps NULL to `None`. Shared
+    // references are sound because the semaphore is only changed through
+    // atomics.
+    match unsafe { sem.as_ref() } {
+        None => on_null,
+        Some(semaphore) => guard(function, || body(semaphore)),
+    }
+}
+
+/// Creates a semaphore holding `value` permits, like Python's
+/// `threading.Semaphore(value)`. Its maximum is `SEM_COUNT_MAX`.
+///
+/// Returns a new handle, owned by the caller and freed with `sem_free`; or
+/// NULL with errno `EINVAL` if `value` is negative or above `SEM_COUNT_MAX`,
+/// or NULL with errno `ENOMEM` if memory ran out.
+///
+/// Thread-safety: may be called from any thread.
+///
+/// # Safety
+/// None: any value of the arguments is handled.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sem_new(value: i64) -> *mut Semaphore {
+    guard("sem_new", || create(value, SEM_COUNT_MAX, 0))
+}
+
+/// Creates a bounded semaphore holding `value` permits, like Python's
+/// `threading.BoundedSemaphore(value)`: a release that would raise the count
+/// above `value` fails with `SEM_EOVERFLOW`.
+///
+/// Returns a new handle, owned by the caller and freed with `sem_free`; or
+/// NULL with errno `EINVAL` if `value` is negative or above `SEM_COUNT_MAX`,
+/// or NULL with errno `ENOMEM` if memory ran out.
+///
+/// Thread-safety: may be called from any thread.
+///
+/// # Safety
+/// None: any value of the arguments is handled.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sem_new_bounded(value: i64) -> *mut Semaphore {
+    guard("sem_new_bounded", || create(value, value, 0))
+}
+
+/// Creates a semaphore holding `value` permits that refuses releases past
+/// `max`, with `flags` 0 (default mode) or `SEM_FIFO` (blocked acquirers are
+/// served strictly in arrival order). `sem_new(v)` is
+/// `sem_new_ex(v, SEM_COUNT_MAX, 0)`; `sem_new_bounded(v)` is
+/// `sem_new_ex(v, v, 0)`.
+///
+/// Returns a new handle, owned by the caller and freed with `sem_free`; or
+/// NULL with errno `EINVAL` unless `0 <= value <= max <= SEM_COUNT_MAX` and
+/// `flags` has no bit other than `SEM_FIFO`; or NULL with errno `ENOMEM` if
+/// memory ran out.
+///
+/// Thread-safety: may be called from any thread.
+///
+/// # Safety
+/// None: any value of the arguments is handled.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sem_new_ex(value: i64, max: i64, flags: u32) -> *mut Semaphore {
+    guard("sem_new_ex", || create(value, max, flags))
+}
+
+/// Frees a semaphore. NULL is a no-op.
+///
+/// Ownership: `sem` must come from `sem_new*` and not have been freed; it is
+/// invalid afterwards. Thread-safety: like POSIX `sem_destroy`, this must not
+/// race any other call on the same handle. Freeing a semaphore while threads
+/// are blocked on it is undefined behaviour; a thread whose acquire has
+/// returned may free it at once, even while the release that woke it is still
+/// returning (call `sem_shutdown` first to get blocked threads out).
+///
+/// # Safety
+/// `sem` must be NULL or a handle returned by `sem_new*` that has not been
+/// freed, and no other call may be using it.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sem_free(sem: *mut Semaphore) {
+    if sem.is_null() {
+        return;
+    }
+    // SAFETY: by this function's contract `sem` came from `allocate`, which
+    // allocated it with the global allocator and `Layout::new::<Semaphore>()`
+    // (the layout `Box` uses), and nobody else uses it any more.
+    guard("sem_free", || drop(unsafe { Box::from_raw(sem) }));
+}
+
+/// Acquires one permit, blocking until one is free, like Python's
+/// `acquire()`.
+///
+/// Returns `SEM_OK` once a permit was taken; `SEM_ECLOSED` if the semaphore
+/// is or gets shut down; `SEM_EINVAL` if `sem` is NULL.
+///
+/// Thread-safety: may be called from any thread at any time.
+///
+/// # Safety
+/// `sem` must be NULL or a handle returned by `sem_new*` that has not been
+/// freed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sem_acquire(sem: *mut Semaphore) -> c_int {
+    // SAFETY: `sem` is NULL or live, by the caller's contract.
+    unsafe {
+        with("sem_acquire", sem, SEM_EINVAL, |s| {
+            acquire_code(s.acquire(1, Wait::Forever))
+        })
+    }
+}
+
+/// Acquires one permit if one is free right now, never blocking, like
+/// Python's `acquire(blocking=False)`.
+///
+/// Returns `SEM_OK` if a permit was taken; `SEM_TIMEDOUT` if none was free
+/// (or, in FIFO mode, if blocked acquirers are queued ahead); `SEM_ECLOSED`
+/// if the semaphore is shut down; `SEM_EINVAL` if `sem` is NULL.
+///
+/// Thread-safety: may be called from any thread at any time.
+///
+/// # Safety
+/// `sem` must be NULL or a handle returned by `sem_new*` that has not been
+/// freed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sem_try_acquire(sem: *mut Semaphore) -> c_int {
+    // SAFETY: `sem` is NULL or live, by the caller's contract.
+    unsafe {
+        with("sem_try_acquire", sem, SEM_EINVAL, |s| {
+            acquire_code(s.try_acquire(1))
+        })
+    }
+}
+
+/// Acquires one permit, waiting at most `timeout_seconds`, like Python's
+/// `acquire(timeout=t)`.
+///
+/// The wait is measured on a monotonic clock, never ends with `SEM_TIMEDOUT`
+/// before `timeout_seconds` have passed, and is not cut short by signals or
+/// spurious wake-ups. A timeout of zero or less (including -0.0 and
+/// -infinity) is a non-blocking attempt; +infinity, or a timeout too large to
+/// form a deadline, waits without limit.
+///
+/// Returns `SEM_OK` if a permit was taken; `SEM_TIMEDOUT` if none came in
+/// time (nothing was taken); `SEM_ECLOSED` if the semaphore is or gets shut
+/// down; `SEM_EINVAL` if `sem` is NULL or `timeout_seconds` is NaN (nothing
+/// was taken).
+///
+/// Thread-safety: may be called from any thread at any time.
+///
+/// # Safety
+/// `sem` must be NULL or a handle returned by `sem_new*` that has not been
+/// freed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sem_acquire_timed(sem: *mut Semaphore, timeout_seconds: f64) -> c_int {
+    // SAFETY: `sem` is NULL or live, by the caller's contract.
+    unsafe {
+        with(
+            "sem_acquire_timed",
+            sem,
+            SEM_EINVAL,
+            |s| match deadline::from_timeout_seconds(timeout_seconds) {
+                Some(wait) => acquire_code(s.acquire(1, wait)),
+                None => SEM_EINVAL,
+            },
+        )
+    }
+}
+
+/// Acquires `n` permits at once, or none, waiting at most `timeout_seconds`
+/// (as in `sem_acquire_timed`: NaN is refused, zero or less is a
+/// non-blocking attempt, +infinity waits without limit).
+///
+/// Returns `SEM_OK` if all `n` were taken; `SEM_TIMEDOUT` if they did not
+/// come in time (none were taken); `SEM_ECLOSED` if the semaphore is or gets
+/// shut down; `SEM_EINVAL` if `sem` is NULL, `timeout_seconds` is NaN, or `n`
+/// is below 1 or above `sem_max(sem)` (a request that could never be met).
+///
+/// Thread-safety: may be called from any thread at any time.
+///
+/// # Safety
+/// `sem` must be NULL or a handle returned by `sem_new*` that has not been
+/// freed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sem_acquire_many(
+    sem: *mut Semaphore,
+    n: i64,
+    timeout_seconds: f64,
+) -> c_int {
+    // SAFETY: `sem` is NULL or live, by the caller's contract.
+    unsafe {
+        with("sem_acquire_many", sem, SEM_EINVAL, |s| {
+            let (Some(n), Some(wait)) = (
+                permits_to_acquire(s, n),
+                deadline::from_timeout_seconds(timeout_seconds),
+            ) else {
+                return SEM_EINVAL;
+            };
+            acquire_code(s.acquire(n, wait))
+        })
+    }
+}
+
+/// Acquires `n` permits at once, or none, waiting until `deadline_ns` on the
+/// clock of `sem_clock_ns()` at the latest, so a retry loop can keep one
+/// deadline (like C++'s `try_acquire_until` or POSIX `sem_clockwait`). A
+/// deadline at or before now is a non-blocking attempt; `INT64_MAX` waits
+/// without limit.
+///
+/// Returns `SEM_OK` if all `n` were taken; `SEM_TIMEDOUT` if the deadline
+/// passed first (none were taken); `SEM_ECLOSED` if the semaphore is or gets
+/// shut down; `SEM_EINVAL` if `sem` is NULL or `n` is below 1 or above
+/// `sem_max(sem)`.
+///
+/// Thread-safety: may be called from any thread at any time.
+///
+/// # Safety
+/// `sem` must be NULL or a handle returned by `sem_new*` that has not been
+/// freed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sem_acquire_until(sem: *mut Semaphore, n: i64, deadline_ns: i64) -> c_int {
+    // SAFETY: `sem` is NULL or live, by the caller's contract.
+    unsafe {
+        with(
+            "sem_acquire_until",
+            sem,
+            SEM_EINVAL,
+            |s| match permits_to_acquire(s, n) {
+                Some(n) => acquire_code(s.acquire(n, deadline::from_deadline_ns(deadline_ns))),
+                None => SEM_EINVAL,
+            },
+        )
+    }
+}
+
+/// `n` as a permit request for `s`: `None` unless `1 <= n <= max`.
+fn permits_to_acquire(s: &Semaphore, n: i64) -> Option<u64> {
+    u64::try_from(n).ok().filter(|&n| n >= 1 && n <= s.max())
+}
+
+/// Releases one permit, like Python's `release()`: if threads are blocked,
+/// the permit is handed to exactly one of them.
+///
+/// Returns `SEM_OK`; `SEM_EOVERFLOW` if the count would pass the semaphore's
+/// maximum (for a bounded semaphore its initial value, otherwise
+/// `SEM_COUNT_MAX`), in which case nothing was released; `SEM_EINVAL` if
+/// `sem` is NULL. Releases keep working after `sem_shutdown`.
+///
+/// Thread-safety: may be called from any thread at any time; the caller need
+/// not hold a permit. Once the permit can be taken, this call no longer
+/// touches the semaphore, so the thread that takes it may free it at once.
+///
+/// # Safety
+/// `sem` must be NULL or a handle returned by `sem_new*` that has not been
+/// freed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sem_release(sem: *mut Semaphore) -> c_int {
+    // SAFETY: `sem` is NULL or live, by the caller's contract.
+    unsafe {
+        with("sem_release", sem, SEM_EINVAL, |s| {
+            release_code(s.release(1))
+        })
+    }
+}
+
+/// Releases `n` permits at once, like Python's `release(n)`: blocked threads
+/// that the permits satisfy are woken (up to `n` of them), and no others.
+/// All or nothing: either all `n` are added or none. Costs time in the number
+/// of threads woken, never in `n`.
+///
+/// Returns `SEM_OK`; `SEM_EOVERFLOW` if the count would pass the semaphore's
+/// maximum (nothing was released); `SEM_EINVAL` if `sem` is NULL or `n` is
+/// below 1.
+///
+/// Thread-safety: as `sem_release`.
+///
+/// # Safety
+/// `sem` must be NULL or a handle returned by `sem_new*` that has not been
+/// freed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sem_release_n(sem: *mut Semaphore, n: i64) -> c_int {
+    // SAFETY: `sem` is NULL or live, by the caller's contract.
+    unsafe {
+        with("sem_release_n", sem, SEM_EINVAL, |s| {
+            if n < 1 {
+                return SEM_EINVAL;
+            }
+            // n >= 1; more than COUNT_MAX permits can never fit.
+            let n = n as u64;
+            if n > s.max() {
+                return SEM_EOVERFLOW;
+            }
+            release_code(s.release(n))
+        })
+    }
+}
+
+/// The number of free permits right now (a snapshot, like Python's
+/// `_value`), or `SEM_EINVAL` (-1) if `sem` is NULL.
+///
+/// Thread-safety: may be called from any thread at any time.
+///
+/// # Safety
+/// `sem` must be NULL or a handle returned by `sem_new*` that has not been
+/// freed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sem_value(sem: *const Semaphore) -> i64 {
+    // SAFETY: `sem` is NULL or live, by the caller's contract.
+    unsafe { with("sem_value", sem, SEM_EINVAL.into(), |s| s.value() as i64) }
+}
+
+/// The largest count the semaphore accepts (its initial value for
+/// `sem_new_bounded`, `SEM_COUNT_MAX` for `sem_new`), or `SEM_EINVAL` (-1)
+/// if `sem` is NULL.
+///
+/// Thread-safety: may be called from any thread at any time.
+///
+/// # Safety
+/// `sem` must be NULL or a handle returned by `sem_new*` that has not been
+/// freed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sem_max(sem: *const Semaphore) -> i64 {
+    // SAFETY: `sem` is NULL or live, by the caller's contract.
+    unsafe { with("sem_max", sem, SEM_EINVAL.into(), |s| s.max() as i64) }
+}
+
+/// The number of threads blocked in an acquire on `sem` right now (a
+/// snapshot), or `SEM_EINVAL` (-1) if `sem` is NULL.
+///
+/// Thread-safety: may be called from any thread at any time.
+///
+/// # Safety
+/// `sem` must be NULL or a handle returned by `sem_new*` that has not been
+/// freed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sem_waiters(sem: *const Semaphore) -> i64 {
+    // SAFETY: `sem` is NULL or live, by the caller's contract.
+    unsafe {
+        with("sem_waiters", sem, SEM_EINVAL.into(), |s| {
+            s.waiters() as i64
+        })
+    }
+}
+
+/// Takes every permit that is free right now and returns how many (0 or
+/// more), like Java's `drainPermits`; or `SEM_EINVAL` (-1) if `sem` is NULL.
+/// Takes none while blocked acquirers have priority over the free permits
+/// (FIFO mode with a waiter queued). Works after `sem_shutdown` too.
+///
+/// Thread-safety: may be called from any thread at any time.
+///
+/// # Safety
+/// `sem` must be NULL or a handle returned by `sem_new*` that has not been
+/// freed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sem_drain(sem: *mut Semaphore) -> i64 {
+    // SAFETY: `sem` is NULL or live, by the caller's contract.
+    unsafe { with("sem_drain", sem, SEM_EINVAL.into(), |s| s.drain() as i64) }
+}
+
+/// Shuts the semaphore down: every thread blocked in an acquire returns
+/// `SEM_ECLOSED` promptly, and every later acquire returns `SEM_ECLOSED` at
+/// once even if permits are free. Releases, `sem_value` and `sem_drain` keep
+/// working, so holders can still return their permits. Calling it again is
+/// harmless.
+///
+/// Returns `SEM_OK`, or `SEM_EINVAL` if `sem` is NULL.
+///
+/// Thread-safety: may be called from any thread at any time.
+///
+/// # Safety
+/// `sem` must be NULL or a handle returned by `sem_new*` that has not been
+/// freed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sem_shutdown(sem: *mut Semaphore) -> c_int {
+    // SAFETY: `sem` is NULL or live, by the caller's contract.
+    unsafe {
+        with("sem_shutdown", sem, SEM_EINVAL, |s| {
+            s.shutdown();
+            SEM_OK
+        })
+    }
+}
+
+/// The monotonic clock that `sem_acquire_until` deadlines are measured on,
+/// in nanoseconds from an arbitrary origin fixed for the life of the process
+/// (never negative, never going back). Add a timeout to it to form a
+/// deadline.
+///
+/// Thread-safety: may be called from any thread at any time.
+///
+/// # Safety
+/// None: any value of the arguments is handled.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sem_clock_ns() -> i64 {
+    guard("sem_clock_ns", deadline::clock_ns)
+}

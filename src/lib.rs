@@ -1,0 +1,25 @@
+//! rsem: a counting semaphore with the semantics of Python's
+//! `threading.Semaphore` and `BoundedSemaphore`, shipped as a C ABI library
+//! (`librsem.so`, `librsem.a`, `rsem.dll`) with the header `include/rsem.h`.
+//!
+//! | module      | what it holds                                             |
+//! |-------------|-----------------------------------------------------------|
+//! | `semaphore` | the one state machine: atomic word, fast and slow paths   |
+//! | `ffi`       | the `extern "C"` functions (`sem_*`) and their checks     |
+//! | `status`    | the `SEM_*` codes and flags, with fixed values            |
+//! | `deadline`  | timeouts and deadlines on the monotonic clock             |
+//! | `parking`   | the seam to `parking_lot_core`, where threads sleep       |
+//! | `errno`     | setting C's `errno`                                       |
+//! | `panic`     | the panic boundary                                        |
+
+mod deadline;
+mod errno;
+pub mod ffi;
+mod panic;
+mod parking;
+pub mod semaphore;
+pub mod status;
+
+pub use deadline::{Wait, clock_ns, from_deadline_ns, from_timeout_seconds};
+pub use semaphore::{COUNT_MAX, Semaphore};
+pub use status::{AcquireError, ReleaseError};

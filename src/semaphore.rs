@@ -1,0 +1,671 @@
+//! The semaphore's state machine: one atomic word, fast paths on it, and the
+//! park/unpark slow paths. Bounded, FIFO and multi-permit semaphores are all
+//! this one machine with different parameters (`max`, `fifo`, `n`).
+//!
+//! # The state word
+//!
+//! | bits   | name      | meaning                                                        |
+//! |--------|-----------|----------------------------------------------------------------|
+//! | 0..=59 | count     | free permits, `0..=max` (`max <= COUNT_MAX = 2^60 - 1`)        |
+//! | 60     | `PARKED`  | threads may be queued on this semaphore's key                  |
+//! | 61     | `HANDOFF` | queued waiters come first: no acquire may take from the count  |
+//! | 62     | `CLOSED`  | shut down: every acquire fails with `Closed`                   |
+//! | 63     | -         | always zero                                                    |
+//!
+//! # Rules
+//!
+//! - `PARKED` is set by a thread about to queue itself (in `park`'s validate
+//!   callback, under the bucket lock) and cleared only under the bucket lock
+//!   when the queue has become empty. So, under the bucket lock, `PARKED` is
+//!   set exactly when threads are queued.
+//! - While `PARKED` is clear, `release` is one compare-and-swap that adds to
+//!   the count (the fast path). While it is set, `release` takes the bucket
+//!   lock and *hands* the permits to the queued waiters that fit, in arrival
+//!   order, removing them from the count on each waiter's behalf before waking
+//!   it. A woken waiter owns its permits: it never has to race for them, so a
+//!   wake-up is never wasted and a timeout can never swallow a permit (a
+//!   waiter that times out was dequeued under the lock before anyone could
+//!   hand it anything).
+//! - Acquire is one compare-and-swap that subtracts from the count when the
+//!   count is large enough and `HANDOFF` is clear (the fast path); otherwise
+//!   it spins briefly while nobody is queued, then parks.
+//! - `HANDOFF` is kept set while threads are queued in FIFO mode. In the
+//!   default mode it is set only while the oldest waiter has waited longer
+//!   than [`FAIR_AFTER`] without fitting: running threads then stop taking
+//!   permits until it is served, which bounds how long a multi-permit waiter
+//!   can be overtaken.
+//! - A release never touches the semaphore after its permits can be taken by
+//!   a thread that may then free it: the fast path's compare-and-swap is its
+//!   last access, and the slow path makes all its changes under the bucket
+//!   lock while waiters are still queued (those waiters keep the semaphore
+//!   alive), waking the chosen threads only after the lock's callback ran.
+
+use core::cell::Cell;
+use core::sync::atomic::AtomicU64;
+use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use std::time::{Duration, Instant};
+
+use crate::deadline::Wait;
+use crate::parking::{self, FilterOp, ParkResult, ParkToken, SpinWait, UnparkResult, UnparkToken};
+use crate::status::{AcquireError, ReleaseError};
+
+/// The largest count and maximum a semaphore can hold.
+pub const COUNT_MAX: u64 = crate::status::SEM_COUNT_MAX as u64;
+const COUNT_MASK: u64 = COUNT_MAX;
+const PARKED: u64 = 1 << 60;
+const HANDOFF: u64 = 1 << 61;
+const CLOSED: u64 = 1 << 62;
+
+/// How long the oldest waiter may be overtaken in the default mode before
+/// releases serve it strictly first.
+pub const FAIR_AFTER: Duration = Duration::from_millis(1);
+
+/// Given to a woken waiter whose permits were taken on its behalf.
+const TOKEN_HANDED: UnparkToken = UnparkToken(1);
+/// Given to waiters woken by `shutdown`.
+const TOKEN_CLOSED: UnparkToken = UnparkToken(2);
+
+/// What a queued thread asks for; lives on that thread's stack while it is
+/// queued, and its address is the thread's `ParkToken`.
+struct WaitRecord {
+    /// Permits wanted, `1..=max`.
+    n: u64,
+    /// When the thread first tried to queue.
+    since: Instant,
+}
+
+/// A counting semaphore.
+///
+/// The count is always the initial value plus the permits released minus the
+/// permits acquired; it never exceeds `max`.
+#[repr(align(64))]
+#[derive(Debug)]
+pub struct Semaphore {
+    state: AtomicU64,
+    /// Threads queued in an acquire right now (a statistic, not a lock word).
+    waiters: AtomicU64,
+    max: u64,
+    fifo: bool,
+}
+
+impl Semaphore {
+    /// A semaphore holding `value` permits that refuses releases past `max`.
+    /// With `fifo`, blocked acquirers are served strictly in arrival order.
+    ///
+    /// Returns `None` unless `value <= max <= COUNT_MAX`.
+    pub fn new(value: u64, max: u64, fifo: bool) -> Option<Self> {
+        if value > max || max > COUNT_MAX {
+            return None;
+        }
+        Some(Semaphore {
+            state: AtomicU64::new(value),
+            waiters: AtomicU64::new(0),
+            max,
+            fifo,
+        })
+    }
+
+    /// The free permits right now (a snapshot).
+    pub fn value(&self) -> u64 {
+        self.state.load(Relaxed) & COUNT_MASK
+    }
+
+    /// The largest count this semaphore accepts.
+    pub fn max(&self) -> u64 {
+        self.max
+    }
+
+    /// Whether blocked acquirers are served strictly in arrival order.
+    pub fn is_fifo(&self) -> bool {
+        self.fifo
+    }
+
+    /// Threads blocked in an acquire right now (a snapshot).
+    pub fn waiters(&self) -> u64 {
+        self.waiters.load(Relaxed)
+    }
+
+    /// The parking key: this semaphore's address.
+    #[inline]
+    fn key(&self) -> usize {
+        self as *const Self as usize
+    }
+
+    /// Takes `n` permits if they are free right now and no queued waiter has
+    /// priority; never blocks.
+    #[inline]
+    pub fn try_acquire(&self, n: u64) -> Result<(), AcquireError> {
+        debug_assert!(n >= 1);
+        let mut s = self.state.load(Relaxed);
+        loop {
+            if s & CLOSED != 0 {
+                return Err(AcquireError::Closed);
+            }
+            if s & HANDOFF != 0 || s & COUNT_MASK < n {
+                return Err(AcquireError::TimedOut);
+            }
+            match self.state.compare_exchange_weak(s, s - n, Acquire, Relaxed) {
+                Ok(_) => return Ok(()),
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    /// Takes `n` permits, waiting as `wait` allows.
+    ///
+    /// `n` must be in `1..=max` (a larger request could never be met).
+    #[inline]
+    pub fn acquire(&self, n: u64, wait: Wait) -> Result<(), AcquireError> {
+        match self.try_acquire(n) {
+            Err(AcquireError::TimedOut) if wait != Wait::Never => self.acquire_slow(n, wait),
+            result => result,
+        }
+    }
+
+    #[cold]
+    fn acquire_slow(&self, n: u64, wait: Wait) -> Result<(), AcquireError> {
+        debug_assert!(n <= self.max);
+        let deadline = match wait {
+            Wait::Never => return self.try_acquire(n),
+            Wait::Until(at) => Some(at),
+            Wait::Forever => None,
+        };
+        let record = WaitRecord {
+            n,
+            since: Instant::now(),
+        };
+        let mut spin = SpinWait::new();
+        loop {
+            let s = self.state.load(Relaxed);
+            if s & CLOSED != 0 {
+                return Err(AcquireError::Closed);
+            }
+            if s & HANDOFF == 0 && s & COUNT_MASK >= n {
+                match self.try_acquire(n) {
+                    Err(AcquireError::TimedOut) => continue,
+                    result => return result,
+                }
+            }
+            // Spin a little, but only while nobody is queued: a queued waiter
+            // would get the next permit anyway.
+            if s & PARKED == 0 && spin.spin() {
+                continue;
+            }
+
+            let mut closed = false;
+            let mut was_last = false;
+            let validate = || self.may_park(n, &mut closed);
+            let timed_out = |_key: usize, last: bool| {
+                was_last = last;
+                if last {
+                    self.set_queue_flags(false, false);
+                }
+            };
+            let token = ParkToken(&record as *const WaitRecord as usize);
+            // SAFETY: `park` needs (1) a key no other primitive uses: the key
+            // is this semaphore's address, which nothing else parks on;
+            // (2) `validate` and `timed_out` that neither panic nor call into
+            // the parking lot: they only do atomic operations on `self`;
+            // (3) a `before_sleep` that does not park or unwind: it is empty.
+            // The token points to `record`, which outlives the call (see
+            // `dispatch` for how it is read).
+            let result =
+                unsafe { parking::park(self.key(), validate, || {}, timed_out, token, deadline) };
+            match result {
+                ParkResult::Unparked(token) => {
+                    self.waiters.fetch_sub(1, Relaxed);
+                    if token == TOKEN_HANDED {
+                        return Ok(());
+                    }
+                    debug_assert_eq!(token, TOKEN_CLOSED);
+                    return Err(AcquireError::Closed);
+                }
+                ParkResult::Invalid if closed => return Err(AcquireError::Closed),
+                // The permits became free before we could queue: retry.
+                ParkResult::Invalid => {}
+                ParkResult::TimedOut => {
+                    self.waiters.fetch_sub(1, Relaxed);
+                    // Waiters behind us may fit now that we no longer hold
+                    // them back (FIFO or a starving head): serve them.
+                    if !was_last && self.value() > 0 {
+                        // Releasing nothing cannot overflow.
+                        let _ = self.dispatch(0);
+                    }
+                    return Err(AcquireError::TimedOut);
+                }
+            }
+        }
+    }
+
+    /// `park`'s validate step, under the bucket lock: decides whether the
+    /// thread should sleep, and if so marks the semaphore as having waiters.
+    fn may_park(&self, n: u64, closed: &mut bool) -> bool {
+        let mut s = self.state.load(Relaxed);
+        loop {
+            if s & CLOSED != 0 {
+                *closed = true;
+                return false;
+            }
+            if s & HANDOFF == 0 && s & COUNT_MASK >= n {
+                return false;
+            }
+            let flags = if self.fifo { PARKED | HANDOFF } else { PARKED };
+            if s & flags == flags {
+                break;
+            }
+            match self
+                .state
+                .compare_exchange_weak(s, s | flags, Relaxed, Relaxed)
+            {
+                Ok(_) => break,
+                Err(now) => s = now,
+            }
+        }
+        self.waiters.fetch_add(1, Relaxed);
+        true
+    }
+
+    /// Returns `n` permits; hands them to blocked waiters that fit.
+    ///
+    /// `n` must be at least 1. All or nothing: on `Overflow` nothing changed.
+    #[inline]
+    pub fn release(&self, n: u64) -> Result<(), ReleaseError> {
+        debug_assert!(n >= 1);
+        let mut s = self.state.load(Relaxed);
+        loop {
+            if s & PARKED != 0 {
+                return self.dispatch(n);
+            }
+            // `count <= max` always holds, so this cannot underflow.
+            if n > self.max - (s & COUNT_MASK) {
+                return Err(ReleaseError::Overflow);
+            }
+            match self.state.compare_exchange_weak(s, s + n, Release, Relaxed) {
+                Ok(_) => return Ok(()),
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    /// The slow path of `release` (and of a waiter that leaves the queue):
+    /// adds `released` permits to the count, then, under the bucket lock,
+    /// takes permits from the count for each queued waiter that fits, in
+    /// arrival order, and wakes exactly those waiters.
+    ///
+    /// In FIFO mode (or while the oldest waiter starves) it stops at the
+    /// first waiter that does not fit; otherwise it skips it and serves the
+    /// ones behind that fit.
+    #[cold]
+    fn dispatch(&self, released: u64) -> Result<(), ReleaseError> {
+        let now = Instant::now();
+        // Shared by the filter and the callback (both run under the lock).
+        let result = Cell::new(Ok(()));
+        let visited_any = Cell::new(false);
+        let strict = Cell::new(self.fifo);
+        // When the first waiter that stays queued started waiting.
+        let new_head: Cell<Option<Instant>> = Cell::new(None);
+
+        let filter = |token: ParkToken| {
+            // SAFETY: every token on this key was made by `acquire_slow` from
+            // a `WaitRecord` on the stack of the queued thread. That thread is
+            // blocked inside `park` until it is dequeued, and dequeuing (by an
+            // unparker or by its own timeout) needs the bucket lock that is
+            // held while this filter runs, so the record is alive, and nobody
+            // writes it.
+            let waiter = unsafe { &*(token.0 as *const WaitRecord) };
+            if !visited_any.replace(true) {
+                // `waiter` is the oldest waiter.
+                let state = self.state.load(Relaxed);
+                strict.set(
+                    strict.get()
+                        || state & HANDOFF != 0
+                        || now.saturating_duration_since(waiter.since) >= FAIR_AFTER,
+                );
+                if let Err(e) = self.publish(released, strict.get()) {
+                    result.set(Err(e));
+                    return FilterOp::Stop;
+                }
+            }
+            match self.take_for_waiter(waiter.n) {
+                Ok(()) => FilterOp::Unpark,
+                Err(left) => {
+                    if new_head.get().is_none() {
+                        new_head.set(Some(waiter.since));
+                    }
+                    if strict.get() || left == 0 {
+                        FilterOp::Stop
+                    } else {
+                        FilterOp::Skip
+                    }
+                }
+            }
+        };
+        let callback = |unparked: UnparkResult| {
+            if !visited_any.get() {
+                // Nobody was queued after all: release into the count and
+                // clear the queue flags (we hold the lock and the queue is
+                // empty).
+                result.set(self.publish_unqueued(released));
+            } else if result.get().is_ok() {
+                let more = unparked.have_more_threads;
+                let starving = new_head
+                    .get()
+                    .is_some_and(|t| now.saturating_duration_since(t) >= FAIR_AFTER);
+                self.set_queue_flags(more, more && (self.fifo || starving));
+            }
+            TOKEN_HANDED
+        };
+        // SAFETY: `unpark_filter` needs (1) a key no other primitive uses: our
+        // address; (2) `filter` and `callback` that neither panic nor call
+        // into the parking lot: they only read wait records and do atomic
+        // operations on `self` (`publish` and friends return errors instead
+        // of panicking).
+        unsafe { parking::unpark_filter(self.key(), filter, callback) };
+        result.get()
+    }
+
+    /// Under the bucket lock: adds `n` permits to the count (and sets
+    /// `HANDOFF` when `strict`), unless that would pass `max`.
+    fn publish(&self, n: u64, strict: bool) -> Result<(), ReleaseError> {
+        let handoff = if strict { HANDOFF } else { 0 };
+        let mut s = self.state.load(Relaxed);
+        loop {
+            if n > self.max - (s & COUNT_MASK) {
+                return Err(ReleaseError::Overflow);
+            }
+            match self
+                .state
+                .compare_exchange_weak(s, (s + n) | handoff, AcqRel, Relaxed)
+            {
+                Ok(_) => return Ok(()),
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    /// Under the bucket lock, with no thread queued: adds `n` permits and
+    /// clears the queue flags in one step.
+    fn publish_unqueued(&self, n: u64) -> Result<(), ReleaseError> {
+        let mut s = self.state.load(Relaxed);
+        loop {
+            if n > self.max - (s & COUNT_MASK) {
+                return Err(ReleaseError::Overflow);
+            }
+            let new = (s + n) & !(PARKED | HANDOFF);
+            match self.state.compare_exchange_weak(s, new, AcqRel, Relaxed) {
+                Ok(_) => return Ok(()),
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    /// Under the bucket lock: takes `n` permits on behalf of a queued waiter
+    /// (ignoring `HANDOFF`, which exists for exactly this). On failure,
+    /// returns the count that was left.
+    fn take_for_waiter(&self, n: u64) -> Result<(), u64> {
+        let mut s = self.state.load(Relaxed);
+        loop {
+            let count = s & COUNT_MASK;
+            if count < n {
+                return Err(count);
+            }
+            match self.state.compare_exchange_weak(s, s - n, AcqRel, Relaxed) {
+                Ok(_) => return Ok(()),
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    /// Under the bucket lock: sets `PARKED` and `HANDOFF` to the given values.
+    fn set_queue_flags(&self, parked: bool, handoff: bool) {
+        let set = if parked { PARKED } else { 0 } | if handoff { HANDOFF } else { 0 };
+        let mut s = self.state.load(Relaxed);
+        loop {
+            let new = (s & !(PARKED | HANDOFF)) | set;
+            if new == s {
+                return;
+            }
+            match self.state.compare_exchange_weak(s, new, AcqRel, Relaxed) {
+                Ok(_) => return,
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    /// Takes every permit an acquire could take right now; returns how many.
+    /// Takes none while queued waiters have priority (`HANDOFF`).
+    pub fn drain(&self) -> u64 {
+        let mut s = self.state.load(Relaxed);
+        loop {
+            let count = s & COUNT_MASK;
+            if count == 0 || s & HANDOFF != 0 {
+                return 0;
+            }
+            match self
+                .state
+                .compare_exchange_weak(s, s - count, Acquire, Relaxed)
+            {
+                Ok(_) => return count,
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    /// Shuts the semaphore down: every blocked acquirer returns `Closed`, and
+    /// so does every later acquire. Releases keep counting. Idempotent.
+    pub fn shutdown(&self) {
+        let callback = |_: UnparkResult| {
+            let mut s = self.state.load(Relaxed);
+            loop {
+                let new = (s | CLOSED) & !(PARKED | HANDOFF);
+                match self.state.compare_exchange_weak(s, new, AcqRel, Relaxed) {
+                    Ok(_) => break,
+                    Err(now) => s = now,
+                }
+            }
+            TOKEN_CLOSED
+        };
+        // SAFETY: as in `dispatch`: our own address as the key, and callbacks
+        // that only do atomic operations on `self`.
+        unsafe { parking::unpark_filter(self.key(), |_| FilterOp::Unpark, callback) };
+    }
+
+    /// Whether `shutdown` was called.
+    pub fn is_closed(&self) -> bool {
+        self.state.load(Relaxed) & CLOSED != 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+    use std::thread;
+
+    fn sem(value: u64) -> Semaphore {
+        Semaphore::new(value, COUNT_MAX, false).unwrap()
+    }
+
+    fn in_ms(ms: u64) -> Wait {
+        Wait::Until(Instant::now() + Duration::from_millis(ms))
+    }
+
+    /// Waits (yielding) until `cond` holds; fails the test after 10 s.
+    fn eventually(what: &str, cond: impl Fn() -> bool) {
+        let start = Instant::now();
+        while !cond() {
+            assert!(start.elapsed() < Duration::from_secs(10), "never: {what}");
+            thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn new_validates() {
+        assert!(Semaphore::new(0, 0, false).is_some());
+        assert!(Semaphore::new(COUNT_MAX, COUNT_MAX, true).is_some());
+        assert!(Semaphore::new(2, 1, false).is_none());
+        assert!(Semaphore::new(0, COUNT_MAX + 1, false).is_none());
+    }
+
+    #[test]
+    fn counts_like_python() {
+        let s = sem(2);
+        assert_eq!(s.try_acquire(1), Ok(()));
+        assert_eq!(s.try_acquire(1), Ok(()));
+        assert_eq!(s.try_acquire(1), Err(AcquireError::TimedOut));
+        assert_eq!(s.value(), 0);
+        assert_eq!(s.release(3), Ok(()));
+        assert_eq!(s.value(), 3);
+        assert_eq!(s.try_acquire(2), Ok(()));
+        assert_eq!(s.try_acquire(2), Err(AcquireError::TimedOut));
+        assert_eq!(s.value(), 1);
+    }
+
+    #[test]
+    fn bounded_refuses_over_release_all_or_nothing() {
+        let s = Semaphore::new(1, 3, false).unwrap();
+        assert_eq!(s.release(3), Err(ReleaseError::Overflow));
+        assert_eq!(s.value(), 1);
+        assert_eq!(s.release(2), Ok(()));
+        assert_eq!(s.release(1), Err(ReleaseError::Overflow));
+        assert_eq!(s.release(u64::MAX), Err(ReleaseError::Overflow));
+        assert_eq!(s.value(), 3);
+    }
+
+    #[test]
+    fn count_max_is_reachable_but_not_passable() {
+        let s = sem(COUNT_MAX - 1);
+        assert_eq!(s.release(1), Ok(()));
+        assert_eq!(s.value(), COUNT_MAX);
+        assert_eq!(s.release(1), Err(ReleaseError::Overflow));
+        assert_eq!(s.try_acquire(COUNT_MAX), Ok(()));
+        assert_eq!(s.value(), 0);
+        // The flag bits were never touched by the arithmetic.
+        assert!(!s.is_closed());
+        assert_eq!(s.release(1 << 40), Ok(()));
+        assert_eq!(s.value(), 1 << 40);
+    }
+
+    #[test]
+    fn timed_acquire_times_out_after_the_deadline() {
+        let s = sem(0);
+        let start = Instant::now();
+        assert_eq!(s.acquire(1, in_ms(30)), Err(AcquireError::TimedOut));
+        assert!(start.elapsed() >= Duration::from_millis(30));
+        assert_eq!(s.waiters(), 0);
+        assert_eq!(s.value(), 0);
+        assert_eq!(s.acquire(1, Wait::Never), Err(AcquireError::TimedOut));
+    }
+
+    #[test]
+    fn release_hands_the_permit_to_a_blocked_thread() {
+        let s = Arc::new(sem(0));
+        let t = {
+            let s = s.clone();
+            thread::spawn(move || s.acquire(1, Wait::Forever))
+        };
+        eventually("waiter queued", || s.waiters() == 1);
+        assert_eq!(s.release(1), Ok(()));
+        assert_eq!(t.join().unwrap(), Ok(()));
+        assert_eq!(s.value(), 0);
+        assert_eq!(s.waiters(), 0);
+    }
+
+    #[test]
+    fn release_wakes_exactly_the_waiters_that_fit() {
+        // Waiters for 3, 1, 1 (queued in that order); releasing 2 serves the
+        // two 1-permit waiters and leaves the 3-permit one queued.
+        let s = Arc::new(sem(0));
+        let done = Arc::new(AtomicUsize::new(0));
+        let mut threads = Vec::new();
+        for (i, n) in [3u64, 1, 1].into_iter().enumerate() {
+            let (s2, done2) = (s.clone(), done.clone());
+            threads.push(thread::spawn(move || {
+                let r = s2.acquire(n, Wait::Forever);
+                done2.fetch_add(1, Relaxed);
+                r
+            }));
+            eventually("queued", || s.waiters() == i as u64 + 1);
+        }
+        assert_eq!(s.release(2), Ok(()));
+        eventually("two served", || done.load(Relaxed) == 2);
+        assert_eq!(s.value(), 0);
+        assert_eq!(s.waiters(), 1);
+        assert_eq!(s.release(3), Ok(()));
+        for t in threads {
+            assert_eq!(t.join().unwrap(), Ok(()));
+        }
+        assert_eq!(s.value(), 0);
+    }
+
+    #[test]
+    fn fifo_head_holds_back_later_waiters_until_it_leaves() {
+        let s = Arc::new(Semaphore::new(0, 10, true).unwrap());
+        let big = {
+            let s = s.clone();
+            thread::spawn(move || s.acquire(3, in_ms(100)))
+        };
+        eventually("big queued", || s.waiters() == 1);
+        let small = {
+            let s = s.clone();
+            thread::spawn(move || s.acquire(1, Wait::Forever))
+        };
+        eventually("small queued", || s.waiters() == 2);
+        assert_eq!(s.release(2), Ok(()));
+        // The head needs 3: nobody is served and nobody may barge.
+        assert_eq!(s.try_acquire(1), Err(AcquireError::TimedOut));
+        assert_eq!(s.value(), 2);
+        // The head times out; the waiter behind it fits and is served.
+        assert_eq!(big.join().unwrap(), Err(AcquireError::TimedOut));
+        assert_eq!(small.join().unwrap(), Ok(()));
+        assert_eq!(s.value(), 1);
+        assert_eq!(s.try_acquire(1), Ok(()));
+    }
+
+    #[test]
+    fn shutdown_wakes_waiters_and_refuses_acquires() {
+        let s = Arc::new(sem(0));
+        let threads: Vec<_> = (0..3u64)
+            .map(|n| {
+                let s = s.clone();
+                thread::spawn(move || s.acquire(n + 1, Wait::Forever))
+            })
+            .collect();
+        eventually("all queued", || s.waiters() == 3);
+        s.shutdown();
+        for t in threads {
+            assert_eq!(t.join().unwrap(), Err(AcquireError::Closed));
+        }
+        assert_eq!(s.release(2), Ok(()));
+        assert_eq!(s.value(), 2);
+        assert_eq!(s.try_acquire(1), Err(AcquireError::Closed));
+        assert_eq!(s.acquire(1, Wait::Forever), Err(AcquireError::Closed));
+        s.shutdown();
+        assert_eq!(s.drain(), 2);
+    }
+
+    #[test]
+    fn contended_permits_are_conserved() {
+        let s = Arc::new(Semaphore::new(3, 3, false).unwrap());
+        let inside = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (s, inside) = (s.clone(), inside.clone());
+                thread::spawn(move || {
+                    for _ in 0..2000 {
+                        s.acquire(1, Wait::Forever).unwrap();
+                        assert!(inside.fetch_add(1, Relaxed) < 3);
+                        inside.fetch_sub(1, Relaxed);
+                        s.release(1).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(s.value(), 3);
+        assert_eq!(s.waiters(), 0);
+    }
+}

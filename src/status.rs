@@ -1,0 +1,87 @@
+//! Status codes and flags of the C API, with their fixed numeric values.
+//!
+//! These values are part of the ABI: they never change between versions and
+//! are the same on every platform. C passes them back to us only as plain
+//! integers (`flags`), which are validated bit by bit, never transmuted.
+
+use core::ffi::c_int;
+
+/// Success: the permit(s) were acquired, or the release was done.
+pub const SEM_OK: c_int = 0;
+
+/// Not acquired: no permit was free for a non-blocking attempt, or none came
+/// within the timeout. Nothing was taken.
+pub const SEM_TIMEDOUT: c_int = 1;
+
+/// Bad argument: NULL handle, NaN timeout, a permit count below 1 (or above
+/// the semaphore's maximum for multi-permit acquires). Nothing was changed.
+pub const SEM_EINVAL: c_int = -1;
+
+/// The release would push the count past the semaphore's maximum. Nothing
+/// was released.
+pub const SEM_EOVERFLOW: c_int = -2;
+
+/// The semaphore was shut down with `sem_shutdown`: acquires fail with this
+/// code (releases keep working). Nothing was taken.
+pub const SEM_ECLOSED: c_int = -3;
+
+/// Flag for `sem_new_ex`: serve blocked acquirers strictly in arrival order.
+pub const SEM_FIFO: u32 = 1;
+
+/// Every flag bit `sem_new_ex` understands; other bits are refused.
+pub(crate) const KNOWN_FLAGS: u32 = SEM_FIFO;
+
+/// The largest count and the largest maximum a semaphore can have, on every
+/// platform: 2^60 - 1.
+pub const SEM_COUNT_MAX: i64 = 0x0FFF_FFFF_FFFF_FFFF;
+
+/// Why an acquire did not take its permits (the Rust side of the codes above).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AcquireError {
+    /// No permit came in time: `SEM_TIMEDOUT`.
+    TimedOut,
+    /// The semaphore is shut down: `SEM_ECLOSED`.
+    Closed,
+}
+
+/// Why a release did not add its permits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReleaseError {
+    /// The count would pass the maximum: `SEM_EOVERFLOW`.
+    Overflow,
+}
+
+impl AcquireError {
+    /// The C status code of this error.
+    pub const fn code(self) -> c_int {
+        match self {
+            AcquireError::TimedOut => SEM_TIMEDOUT,
+            AcquireError::Closed => SEM_ECLOSED,
+        }
+    }
+}
+
+impl ReleaseError {
+    /// The C status code of this error.
+    pub const fn code(self) -> c_int {
+        match self {
+            ReleaseError::Overflow => SEM_EOVERFLOW,
+        }
+    }
+}
+
+/// The C status code of an acquire's result.
+pub const fn acquire_code(result: Result<(), AcquireError>) -> c_int {
+    match result {
+        Ok(()) => SEM_OK,
+        Err(e) => e.code(),
+    }
+}
+
+/// The C status code of a release's result.
+pub const fn release_code(result: Result<(), ReleaseError>) -> c_int {
+    match result {
+        Ok(()) => SEM_OK,
+        Err(e) => e.code(),
+    }
+}
