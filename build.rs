@@ -34,6 +34,10 @@ fn main() {
         fs::copy(&generated, &committed).expect("include/rsem.h is writable");
     }
 
+    // The target triple, for the test harness that compiles the C tests.
+    let target = env::var("TARGET").expect("TARGET");
+    println!("cargo:rustc-env=RSEM_TARGET={target}");
+
     // The SONAME, for the *target* (build scripts run on the host).
     let target_os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     if target_os == "linux" || target_os == "android" {

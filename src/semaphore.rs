@@ -31,9 +31,10 @@
 //!   it spins briefly while nobody is queued, then parks.
 //! - `HANDOFF` is kept set while threads are queued in FIFO mode. In the
 //!   default mode it is set only while the oldest waiter has waited longer
-//!   than [`FAIR_AFTER`] without fitting: running threads then stop taking
-//!   permits until it is served, which bounds how long a multi-permit waiter
-//!   can be overtaken.
+//!   than [`FAIR_AFTER`] and has already been passed over by a release (it
+//!   did not fit while later waiters or running threads took permits): then
+//!   releases stop at it and running threads stop taking permits until it is
+//!   served, which bounds how long a multi-permit waiter can be overtaken.
 //! - A release never touches the semaphore after its permits can be taken by
 //!   a thread that may then free it: the fast path's compare-and-swap is its
 //!   last access, and the slow path makes all its changes under the bucket
@@ -41,8 +42,8 @@
 //!   alive), waking the chosen threads only after the lock's callback ran.
 
 use core::cell::Cell;
-use core::sync::atomic::AtomicU64;
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use core::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::{Duration, Instant};
 
 use crate::deadline::Wait;
@@ -72,6 +73,17 @@ struct WaitRecord {
     n: u64,
     /// When the thread first tried to queue.
     since: Instant,
+    /// Set (under the bucket lock) once a release found the permits too few
+    /// for this waiter.
+    passed_over: AtomicBool,
+}
+
+impl WaitRecord {
+    /// Whether this waiter has been overtaken for long enough that releases
+    /// must serve it first.
+    fn starving(&self, now: Instant) -> bool {
+        self.passed_over.load(Relaxed) && now.saturating_duration_since(self.since) >= FAIR_AFTER
+    }
 }
 
 /// A counting semaphore.
@@ -173,6 +185,7 @@ impl Semaphore {
         let record = WaitRecord {
             n,
             since: Instant::now(),
+            passed_over: AtomicBool::new(false),
         };
         let mut spin = SpinWait::new();
         loop {
@@ -302,25 +315,22 @@ impl Semaphore {
         let result = Cell::new(Ok(()));
         let visited_any = Cell::new(false);
         let strict = Cell::new(self.fifo);
-        // When the first waiter that stays queued started waiting.
-        let new_head: Cell<Option<Instant>> = Cell::new(None);
+        // Whether the first waiter that stays queued is starving.
+        let new_head_starving: Cell<Option<bool>> = Cell::new(None);
 
         let filter = |token: ParkToken| {
             // SAFETY: every token on this key was made by `acquire_slow` from
             // a `WaitRecord` on the stack of the queued thread. That thread is
             // blocked inside `park` until it is dequeued, and dequeuing (by an
             // unparker or by its own timeout) needs the bucket lock that is
-            // held while this filter runs, so the record is alive, and nobody
-            // writes it.
+            // held while this filter runs, so the record is alive; its only
+            // mutable part, `passed_over`, is atomic and written only by
+            // dispatchers under this same lock.
             let waiter = unsafe { &*(token.0 as *const WaitRecord) };
             if !visited_any.replace(true) {
                 // `waiter` is the oldest waiter.
                 let state = self.state.load(Relaxed);
-                strict.set(
-                    strict.get()
-                        || state & HANDOFF != 0
-                        || now.saturating_duration_since(waiter.since) >= FAIR_AFTER,
-                );
+                strict.set(strict.get() || state & HANDOFF != 0 || waiter.starving(now));
                 if let Err(e) = self.publish(released, strict.get()) {
                     result.set(Err(e));
                     return FilterOp::Stop;
@@ -329,9 +339,10 @@ impl Semaphore {
             match self.take_for_waiter(waiter.n) {
                 Ok(()) => FilterOp::Unpark,
                 Err(left) => {
-                    if new_head.get().is_none() {
-                        new_head.set(Some(waiter.since));
+                    if new_head_starving.get().is_none() {
+                        new_head_starving.set(Some(waiter.starving(now)));
                     }
+                    waiter.passed_over.store(true, Relaxed);
                     if strict.get() || left == 0 {
                         FilterOp::Stop
                     } else {
@@ -348,9 +359,7 @@ impl Semaphore {
                 result.set(self.publish_unqueued(released));
             } else if result.get().is_ok() {
                 let more = unparked.have_more_threads;
-                let starving = new_head
-                    .get()
-                    .is_some_and(|t| now.saturating_duration_since(t) >= FAIR_AFTER);
+                let starving = new_head_starving.get() == Some(true);
                 self.set_queue_flags(more, more && (self.fifo || starving));
             }
             TOKEN_HANDED

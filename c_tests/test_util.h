@@ -1,0 +1,92 @@
+/* Helpers shared by the C tests: checks that stop the test with a message,
+ * a monotonic clock, threads, and waiting for a condition (never sleeping as
+ * proof: EVENTUALLY polls a condition that the test then relies on). */
+#ifndef RSEM_TEST_UTIL_H
+#define RSEM_TEST_UTIL_H
+
+#if !defined(_POSIX_C_SOURCE) && !defined(_WIN32)
+#define _POSIX_C_SOURCE 200809L
+#endif
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "rsem.h"
+
+#define CHECK(cond)                                                            \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__,   \
+                    #cond);                                                    \
+            exit(1);                                                           \
+        }                                                                      \
+    } while (0)
+
+#define CHECK_EQ(actual, expected)                                             \
+    do {                                                                       \
+        long long a_ = (long long)(actual), e_ = (long long)(expected);        \
+        if (a_ != e_) {                                                        \
+            fprintf(stderr, "%s:%d: %s == %lld, expected %s == %lld\n",        \
+                    __FILE__, __LINE__, #actual, a_, #expected, e_);           \
+            exit(1);                                                           \
+        }                                                                      \
+    } while (0)
+
+/* Seconds on the monotonic clock. */
+static inline double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Polls `cond` (yielding) until it holds; fails the test after 20 s. */
+#define EVENTUALLY(cond)                                                       \
+    do {                                                                       \
+        double t0_ = now_s();                                                  \
+        while (!(cond)) {                                                      \
+            if (now_s() - t0_ > 20.0) {                                        \
+                fprintf(stderr, "%s:%d: never became true: %s\n", __FILE__,    \
+                        __LINE__, #cond);                                      \
+                exit(1);                                                       \
+            }                                                                  \
+            sched_yield();                                                     \
+        }                                                                      \
+    } while (0)
+
+static inline pthread_t spawn(void *(*fn)(void *), void *arg) {
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, fn, arg) == 0);
+    return t;
+}
+
+static inline void *join(pthread_t t) {
+    void *ret = NULL;
+    CHECK(pthread_join(t, &ret) == 0);
+    return ret;
+}
+
+/* Iteration counts are divided by RSEM_TEST_SCALE (set to a larger number
+ * when the tests run under valgrind, which serialises threads). */
+static inline long scaled(long n) {
+    const char *s = getenv("RSEM_TEST_SCALE");
+    long div = s ? atol(s) : 1;
+    if (div < 1) div = 1;
+    return n / div > 0 ? n / div : 1;
+}
+
+/* A small xorshift generator, seeded per thread. */
+static inline uint32_t next_rand(uint32_t *state) {
+    uint32_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return *state = x;
+}
+
+#endif

@@ -1,0 +1,259 @@
+//! Runs the C programs in `c_tests/` against the real C ABI.
+//!
+//! `cargo test` builds this crate only as an rlib, so the harness first builds
+//! `librsem.a` and `librsem.so` with a nested `cargo build --lib` (in its own
+//! target directory), then compiles every C program with the C compiler the
+//! `cc` crate finds, links it once against the static and once against the
+//! shared library, and runs both. With `RSEM_VALGRIND=1` every program runs
+//! under valgrind memcheck (and fails on any error it reports).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// Every C program in `c_tests/`, each run by the test of the same name.
+const PROGRAMS: &[&str] = &[
+    "api_basic",
+    "contention",
+    "fifo",
+    "free_after_acquire",
+    "limits",
+    "mixed_shutdown",
+    "posix_coexist",
+    "shutdown",
+    "starvation",
+    "timed_race",
+    "timeouts",
+    "wakeups",
+];
+
+/// What the static library needs from the system (from
+/// `rustc --print native-static-libs` on Linux).
+const STATIC_SYSTEM_LIBS: &[&str] = &["-lpthread", "-ldl", "-lm", "-lrt", "-lutil"];
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The directory holding freshly built `librsem.a` and `librsem.so`, built
+/// once per test run.
+fn library_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let target_dir = root().join("target").join("c-abi");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(root())
+            .args(["build", "--lib", "--target-dir"])
+            .arg(&target_dir)
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building librsem failed");
+        let built = target_dir.join("debug");
+        // Lay the libraries out as an install would: the shared library under
+        // its SONAME, with the `librsem.so` link the linker looks for.
+        let dir = root().join("target").join("c-tests").join("lib");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(built.join("librsem.a"), dir.join("librsem.a")).expect("librsem.a built");
+        std::fs::copy(built.join("librsem.so"), dir.join("librsem.so.0"))
+            .expect("librsem.so built");
+        let link = dir.join("librsem.so");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink("librsem.so.0", &link).unwrap();
+        dir
+    })
+}
+
+fn compiler(cpp: bool) -> cc::Tool {
+    cc::Build::new()
+        .cargo_metadata(false)
+        .cargo_warnings(false)
+        .target(env!("RSEM_TARGET"))
+        .host(env!("RSEM_TARGET"))
+        .opt_level(1)
+        .debug(true)
+        .cpp(cpp)
+        .get_compiler()
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Link {
+    Static,
+    Shared,
+}
+
+/// Compiles `c_tests/<name>.c` (as C, or as C++ with `cpp`) and links it.
+fn compile(name: &str, link: Link, cpp: bool) -> PathBuf {
+    let out_dir = root().join("target").join("c-tests");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let exe = out_dir.join(format!(
+        "{name}-{}{}",
+        if cpp { "cxx-" } else { "" },
+        match link {
+            Link::Static => "static",
+            Link::Shared => "shared",
+        }
+    ));
+    let lib_dir = library_dir();
+    let mut cmd = compiler(cpp).to_command();
+    if cpp {
+        cmd.args(["-x", "c++", "-std=c++11"]);
+    } else if name == "posix_coexist" {
+        cmd.arg("-std=c99");
+    } else {
+        cmd.arg("-std=c11");
+    }
+    cmd.args(["-Wall", "-Wextra", "-Werror", "-pedantic", "-pthread"])
+        .arg("-I")
+        .arg(root().join("include"))
+        .arg(root().join("c_tests").join(format!("{name}.c")))
+        .arg("-o")
+        .arg(&exe);
+    if cpp {
+        // Back to linking objects/libraries as such after `-x c++`.
+        cmd.args(["-x", "none"]);
+    }
+    match link {
+        Link::Static => {
+            cmd.arg(lib_dir.join("librsem.a")).args(STATIC_SYSTEM_LIBS);
+        }
+        Link::Shared => {
+            cmd.arg("-L").arg(lib_dir).arg("-lrsem");
+            cmd.arg(format!("-Wl,-rpath,{}", lib_dir.display()));
+        }
+    }
+    cmd.arg("-lm");
+    let output = cmd.output().expect("the C compiler runs");
+    assert!(
+        output.status.success(),
+        "compiling {name} ({link:?}) failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    exe
+}
+
+fn run(exe: &Path) -> Output {
+    let mut cmd = if std::env::var_os("RSEM_VALGRIND").is_some_and(|v| v == "1") {
+        let mut c = Command::new("valgrind");
+        c.args([
+            "--tool=memcheck",
+            "--error-exitcode=99",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+            "--fair-sched=yes",
+            "-q",
+        ])
+        .arg(exe)
+        .env("RSEM_TEST_SCALE", "20");
+        c
+    } else {
+        Command::new(exe)
+    };
+    cmd.output()
+        .unwrap_or_else(|e| panic!("running {} failed: {e}", exe.display()))
+}
+
+/// Compiles `name` against both libraries and checks that each run passes.
+fn check(name: &str) {
+    for link in [Link::Static, Link::Shared] {
+        let exe = compile(name, link, false);
+        let output = run(&exe);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        print!("[{name} {link:?}] {stdout}");
+        assert!(
+            output.status.success(),
+            "{name} ({link:?}) failed with {}:\n{stdout}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            stdout.contains(&format!("{name}: ok")),
+            "{name} did not finish"
+        );
+    }
+}
+
+#[test]
+fn every_c_program_has_a_test() {
+    let mut found: Vec<String> = std::fs::read_dir(root().join("c_tests"))
+        .unwrap()
+        .filter_map(|e| {
+            let path = e.unwrap().path();
+            (path.extension()? == "c").then(|| path.file_stem().unwrap().to_string_lossy().into())
+        })
+        .collect();
+    found.sort();
+    assert_eq!(found, PROGRAMS);
+}
+
+#[test]
+fn api_basic() {
+    check("api_basic");
+}
+
+#[test]
+fn contention() {
+    check("contention");
+}
+
+#[test]
+fn fifo() {
+    check("fifo");
+}
+
+#[test]
+fn free_after_acquire() {
+    check("free_after_acquire");
+}
+
+#[test]
+fn limits() {
+    check("limits");
+}
+
+#[test]
+fn mixed_shutdown() {
+    check("mixed_shutdown");
+}
+
+#[test]
+fn posix_coexist() {
+    check("posix_coexist");
+}
+
+#[test]
+fn posix_coexist_as_cxx() {
+    for link in [Link::Static, Link::Shared] {
+        let exe = compile("posix_coexist", link, true);
+        let output = run(&exe);
+        assert!(
+            output.status.success(),
+            "posix_coexist as C++ ({link:?}) failed"
+        );
+    }
+}
+
+#[test]
+fn shutdown() {
+    check("shutdown");
+}
+
+#[test]
+fn starvation() {
+    check("starvation");
+}
+
+#[test]
+fn timed_race() {
+    check("timed_race");
+}
+
+#[test]
+fn timeouts() {
+    check("timeouts");
+}
+
+#[test]
+fn wakeups() {
+    check("wakeups");
+}

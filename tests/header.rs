@@ -1,0 +1,64 @@
+//! The committed header must be exactly what cbindgen generates from the
+//! sources (build.rs writes it to OUT_DIR on every build).
+
+#[test]
+fn committed_header_matches_cbindgen() {
+    let generated = include_str!(concat!(env!("OUT_DIR"), "/rsem.h"));
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/include/rsem.h");
+    let committed = std::fs::read_to_string(path).expect("include/rsem.h exists");
+    assert!(
+        committed == generated,
+        "include/rsem.h is out of date: regenerate it with `RSEM_WRITE_HEADER=1 cargo build` \
+         and commit the result"
+    );
+}
+
+/// The header without its comments (which may mention POSIX names).
+fn code_of(header: &str) -> String {
+    let mut code = String::new();
+    let mut rest = header;
+    while let Some(start) = rest.find("/*") {
+        code.push_str(&rest[..start]);
+        let end = rest[start..].find("*/").expect("comment is closed");
+        rest = &rest[start + end + 2..];
+    }
+    code.push_str(rest);
+    code.lines()
+        .map(|line| line.split("//").next().unwrap())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn header_names_do_not_clash_with_posix() {
+    let header = code_of(include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/include/rsem.h"
+    )));
+    assert!(
+        header.contains("sem_new"),
+        "comment stripping kept the code"
+    );
+    for posix in [
+        "sem_t",
+        "sem_init",
+        "sem_destroy",
+        "sem_open",
+        "sem_close",
+        "sem_unlink",
+        "sem_wait",
+        "sem_trywait",
+        "sem_timedwait",
+        "sem_clockwait",
+        "sem_post",
+        "sem_getvalue",
+        "SEM_VALUE_MAX",
+        "SEM_NSEMS_MAX",
+        "SEM_FAILED",
+    ] {
+        let clash = header
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .any(|word| word == posix);
+        assert!(!clash, "include/rsem.h declares or uses {posix}");
+    }
+}
