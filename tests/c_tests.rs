@@ -257,3 +257,56 @@ fn timeouts() {
 fn wakeups() {
     check("wakeups");
 }
+
+/// The function names the header declares.
+fn header_functions() -> Vec<String> {
+    let header = std::fs::read_to_string(root().join("include").join("rsem.h")).unwrap();
+    let mut names: Vec<String> = header
+        .lines()
+        .filter(|l| l.starts_with("RSEM_API "))
+        .map(|l| {
+            let before_paren = &l[..l.find('(').expect("a declaration")];
+            let name = before_paren.rsplit([' ', '*']).next().unwrap();
+            name.to_string()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn shared_library_exports_exactly_the_header_api() {
+    let so = library_dir().join("librsem.so.0");
+    let output = Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(&so)
+        .output()
+        .expect("nm (binutils) runs");
+    assert!(output.status.success());
+    let mut exported: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2).map(str::to_string))
+        .collect();
+    exported.sort();
+    let declared = header_functions();
+    assert!(declared.len() >= 17 && declared.iter().all(|n| n.starts_with("sem_")));
+    assert_eq!(
+        exported, declared,
+        "exported symbols differ from the header's functions"
+    );
+}
+
+#[test]
+fn shared_library_soname_is_librsem_so_0() {
+    let so = library_dir().join("librsem.so.0");
+    let output = Command::new("readelf")
+        .arg("-d")
+        .arg(&so)
+        .output()
+        .expect("readelf (binutils) runs");
+    let dynamic = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        dynamic.contains("Library soname: [librsem.so.0]"),
+        "no SONAME librsem.so.0 in:\n{dynamic}"
+    );
+}
