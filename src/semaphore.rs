@@ -59,7 +59,12 @@ const CLOSED: u64 = 1 << 62;
 
 /// How long the oldest waiter may be overtaken in the default mode before
 /// releases serve it strictly first.
+#[cfg(not(loom))]
 pub const FAIR_AFTER: Duration = Duration::from_millis(1);
+/// Loom models have no clock, and must be deterministic: starvation never
+/// triggers there (FIFO models cover the strict path).
+#[cfg(loom)]
+pub const FAIR_AFTER: Duration = Duration::MAX;
 
 /// Given to a woken waiter whose permits were taken on its behalf.
 const TOKEN_HANDED: UnparkToken = UnparkToken(1);
@@ -479,13 +484,19 @@ impl Semaphore {
         unsafe { parking::unpark_filter(self.key(), |_| FilterOp::Unpark, callback) };
     }
 
+    /// Loom models only: makes every timed waiter on this semaphore time out.
+    #[cfg(loom)]
+    pub fn fire_timeouts(&self) {
+        crate::parking::fire_timeouts(self.key());
+    }
+
     /// Whether `shutdown` was called.
     pub fn is_closed(&self) -> bool {
         self.state.load(Relaxed) & CLOSED != 0
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::sync::Arc;

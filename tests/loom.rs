@@ -1,0 +1,220 @@
+//! Loom model checks of the state machine: every interleaving (up to a
+//! preemption bound) of the threads below is explored, with the semaphore's
+//! atomics and the parking lot (src/parking.rs's model) under loom's control.
+//! A lost wake-up shows up as a deadlock, a lost or created permit as a
+//! failed count check.
+//!
+//! Run: RUSTFLAGS="--cfg loom" cargo test --release --test loom
+//! (scripts/verify does, with its own target directory).
+#![cfg(loom)]
+
+use loom::sync::Arc;
+use loom::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use loom::thread;
+use rsem::{AcquireError, Semaphore, Wait};
+use std::time::Instant;
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(3);
+    }
+    builder.check(f);
+}
+
+fn sem(value: u64, max: u64, fifo: bool) -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(value, max, fifo).unwrap())
+}
+
+fn timed() -> Wait {
+    Wait::Until(Instant::now())
+}
+
+/// Plays the clock for `s` until `done` is set.
+fn clock(s: &Arc<Semaphore>, done: &Arc<AtomicBool>) -> thread::JoinHandle<()> {
+    let (s, done) = (s.clone(), done.clone());
+    thread::spawn(move || {
+        while !done.load(SeqCst) {
+            s.fire_timeouts();
+            thread::yield_now();
+        }
+    })
+}
+
+#[test]
+fn release_wakes_a_blocked_acquirer() {
+    model(|| {
+        let s = sem(0, 4, false);
+        let s2 = s.clone();
+        let t = thread::spawn(move || s2.acquire(1, Wait::Forever));
+        s.release(1).unwrap();
+        assert_eq!(t.join().unwrap(), Ok(()));
+        assert_eq!(s.value(), 0);
+        assert_eq!(s.waiters(), 0);
+    });
+}
+
+#[test]
+fn two_waiters_two_single_releases() {
+    // libc++ (llvm 46357): the second release must wake the second waiter.
+    model(|| {
+        let s = sem(0, 4, false);
+        let ts: Vec<_> = (0..2)
+            .map(|_| {
+                let s = s.clone();
+                thread::spawn(move || s.acquire(1, Wait::Forever))
+            })
+            .collect();
+        s.release(1).unwrap();
+        s.release(1).unwrap();
+        for t in ts {
+            assert_eq!(t.join().unwrap(), Ok(()));
+        }
+        assert_eq!(s.value(), 0);
+    });
+}
+
+#[test]
+fn try_acquire_racing_release() {
+    model(|| {
+        let s = sem(0, 4, false);
+        let s2 = s.clone();
+        let t = thread::spawn(move || s2.try_acquire(1));
+        s.release(1).unwrap();
+        let taken = match t.join().unwrap() {
+            Ok(()) => 1,
+            Err(AcquireError::TimedOut) => 0,
+            Err(e) => panic!("{e:?}"),
+        };
+        assert_eq!(s.value(), 1 - taken);
+    });
+}
+
+#[test]
+fn timeout_racing_release_never_swallows_the_permit() {
+    model(|| {
+        let s = sem(0, 4, false);
+        let s2 = s.clone();
+        let waiter = thread::spawn(move || s2.acquire(1, timed()));
+        let s3 = s.clone();
+        let releaser = thread::spawn(move || s3.release(1).unwrap());
+        s.fire_timeouts();
+        releaser.join().unwrap();
+        // Any timeout that fired before the waiter queued is lost; the
+        // release then satisfies it.
+        let taken = match waiter.join().unwrap() {
+            Ok(()) => 1,
+            Err(AcquireError::TimedOut) => 0,
+            Err(e) => panic!("{e:?}"),
+        };
+        assert_eq!(s.value(), 1 - taken);
+        assert_eq!(s.waiters(), 0);
+    });
+}
+
+#[test]
+fn timed_out_waiter_passes_the_permit_on() {
+    // A timed waiter and an unlimited one; one release. Whatever the timed
+    // one does, the unlimited one must not be left asleep with a free permit.
+    model(|| {
+        let s = sem(0, 4, false);
+        let done = Arc::new(AtomicBool::new(false));
+        let s1 = s.clone();
+        let timed_waiter = thread::spawn(move || s1.acquire(1, timed()));
+        let s2 = s.clone();
+        let waiter = thread::spawn(move || s2.acquire(1, Wait::Forever));
+        let tick = clock(&s, &done);
+        s.release(1).unwrap();
+        let r = timed_waiter.join().unwrap();
+        done.store(true, SeqCst);
+        tick.join().unwrap();
+        if r == Ok(()) {
+            s.release(1).unwrap();
+        } else {
+            assert_eq!(r, Err(AcquireError::TimedOut));
+        }
+        assert_eq!(waiter.join().unwrap(), Ok(()));
+        assert_eq!(s.value(), 0);
+    });
+}
+
+#[test]
+fn release_n_serves_multi_permit_waiters() {
+    model(|| {
+        let s = sem(0, 4, false);
+        let ts: Vec<_> = [2u64, 1]
+            .into_iter()
+            .map(|n| {
+                let s = s.clone();
+                thread::spawn(move || s.acquire(n, Wait::Forever))
+            })
+            .collect();
+        s.release(3).unwrap();
+        for t in ts {
+            assert_eq!(t.join().unwrap(), Ok(()));
+        }
+        assert_eq!(s.value(), 0);
+    });
+}
+
+#[test]
+fn fifo_head_timing_out_releases_the_next_waiter() {
+    // golang/go#37852: the head needs 2 and times out; the waiter behind it
+    // needs 1 and must then be served from the permit that was held back.
+    model(|| {
+        let s = sem(0, 4, true);
+        let done = Arc::new(AtomicBool::new(false));
+        let s1 = s.clone();
+        let head = thread::spawn(move || s1.acquire(2, timed()));
+        let s2 = s.clone();
+        let behind = thread::spawn(move || s2.acquire(1, Wait::Forever));
+        let tick = clock(&s, &done);
+        s.release(1).unwrap();
+        let r = head.join().unwrap();
+        done.store(true, SeqCst);
+        tick.join().unwrap();
+        assert_eq!(r, Err(AcquireError::TimedOut));
+        assert_eq!(behind.join().unwrap(), Ok(()));
+        assert_eq!(s.value(), 0);
+    });
+}
+
+#[test]
+fn shutdown_wakes_blocked_acquirers() {
+    model(|| {
+        let s = sem(0, 4, false);
+        let ts: Vec<_> = [1u64, 2]
+            .into_iter()
+            .map(|n| {
+                let s = s.clone();
+                thread::spawn(move || s.acquire(n, Wait::Forever))
+            })
+            .collect();
+        s.shutdown();
+        for t in ts {
+            assert_eq!(t.join().unwrap(), Err(AcquireError::Closed));
+        }
+        s.release(1).unwrap();
+        assert_eq!(s.value(), 1);
+        assert_eq!(s.waiters(), 0);
+    });
+}
+
+#[test]
+fn shutdown_racing_release_conserves_permits() {
+    model(|| {
+        let s = sem(0, 4, false);
+        let s1 = s.clone();
+        let waiter = thread::spawn(move || s1.acquire(1, Wait::Forever));
+        let s2 = s.clone();
+        let closer = thread::spawn(move || s2.shutdown());
+        s.release(1).unwrap();
+        closer.join().unwrap();
+        let taken = match waiter.join().unwrap() {
+            Ok(()) => 1,
+            Err(AcquireError::Closed) => 0,
+            Err(e) => panic!("{e:?}"),
+        };
+        assert_eq!(s.value(), 1 - taken);
+    });
+}
