@@ -16,11 +16,15 @@ static void bounded_refuses_over_release(void) {
     CHECK_EQ(sem_value(s), 2);
     sem_free(s);
 
-    /* A bounded semaphore of 0 can never be released. */
+    /* A bounded semaphore of 0 can never be released, nor acquired: every
+     * acquire is refused rather than left waiting forever. */
     s = sem_new_bounded(0);
     CHECK(s != NULL);
     CHECK_EQ(sem_release(s), SEM_EOVERFLOW);
-    CHECK_EQ(sem_try_acquire(s), SEM_TIMEDOUT);
+    CHECK_EQ(sem_try_acquire(s), SEM_EINVAL);
+    CHECK_EQ(sem_acquire(s), SEM_EINVAL);
+    CHECK_EQ(sem_acquire_timed(s, INFINITY), SEM_EINVAL);
+    CHECK_EQ(sem_acquire_many(s, 1, 0.0), SEM_EINVAL);
     sem_free(s);
 }
 

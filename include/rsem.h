@@ -146,7 +146,8 @@ RSEM_API void sem_free(rsem_semaphore *sem);
  * `acquire()`.
  *
  * Returns `SEM_OK` once a permit was taken; `SEM_ECLOSED` if the semaphore
- * is or gets shut down; `SEM_EINVAL` if `sem` is NULL.
+ * is or gets shut down; `SEM_EINVAL` if `sem` is NULL or its maximum is 0
+ * (it can never hold a permit, so waiting would never end).
  *
  * Thread-safety: may be called from any thread at any time.
  *
@@ -162,7 +163,8 @@ RSEM_API int sem_acquire(rsem_semaphore *sem);
  *
  * Returns `SEM_OK` if a permit was taken; `SEM_TIMEDOUT` if none was free
  * (or, in FIFO mode, if blocked acquirers are queued ahead); `SEM_ECLOSED`
- * if the semaphore is shut down; `SEM_EINVAL` if `sem` is NULL.
+ * if the semaphore is shut down; `SEM_EINVAL` if `sem` is NULL or its
+ * maximum is 0.
  *
  * Thread-safety: may be called from any thread at any time.
  *
@@ -184,8 +186,8 @@ RSEM_API int sem_try_acquire(rsem_semaphore *sem);
  *
  * Returns `SEM_OK` if a permit was taken; `SEM_TIMEDOUT` if none came in
  * time (nothing was taken); `SEM_ECLOSED` if the semaphore is or gets shut
- * down; `SEM_EINVAL` if `sem` is NULL or `timeout_seconds` is NaN (nothing
- * was taken).
+ * down; `SEM_EINVAL` if `sem` is NULL, `timeout_seconds` is NaN, or the
+ * semaphore's maximum is 0 (nothing was taken).
  *
  * Thread-safety: may be called from any thread at any time.
  *

@@ -156,7 +156,8 @@ pub unsafe extern "C" fn sem_free(sem: *mut Semaphore) {
 /// `acquire()`.
 ///
 /// Returns `SEM_OK` once a permit was taken; `SEM_ECLOSED` if the semaphore
-/// is or gets shut down; `SEM_EINVAL` if `sem` is NULL.
+/// is or gets shut down; `SEM_EINVAL` if `sem` is NULL or its maximum is 0
+/// (it can never hold a permit, so waiting would never end).
 ///
 /// Thread-safety: may be called from any thread at any time.
 ///
@@ -167,9 +168,15 @@ pub unsafe extern "C" fn sem_free(sem: *mut Semaphore) {
 pub unsafe extern "C" fn sem_acquire(sem: *mut Semaphore) -> c_int {
     // SAFETY: `sem` is NULL or live, by the caller's contract.
     unsafe {
-        with("sem_acquire", sem, SEM_EINVAL, |s| {
-            acquire_code(s.acquire(1, Wait::Forever))
-        })
+        with(
+            "sem_acquire",
+            sem,
+            SEM_EINVAL,
+            |s| match permits_to_acquire(s, 1) {
+                Some(n) => acquire_code(s.acquire(n, Wait::Forever)),
+                None => SEM_EINVAL,
+            },
+        )
     }
 }
 
@@ -178,7 +185,8 @@ pub unsafe extern "C" fn sem_acquire(sem: *mut Semaphore) -> c_int {
 ///
 /// Returns `SEM_OK` if a permit was taken; `SEM_TIMEDOUT` if none was free
 /// (or, in FIFO mode, if blocked acquirers are queued ahead); `SEM_ECLOSED`
-/// if the semaphore is shut down; `SEM_EINVAL` if `sem` is NULL.
+/// if the semaphore is shut down; `SEM_EINVAL` if `sem` is NULL or its
+/// maximum is 0.
 ///
 /// Thread-safety: may be called from any thread at any time.
 ///
@@ -189,9 +197,15 @@ pub unsafe extern "C" fn sem_acquire(sem: *mut Semaphore) -> c_int {
 pub unsafe extern "C" fn sem_try_acquire(sem: *mut Semaphore) -> c_int {
     // SAFETY: `sem` is NULL or live, by the caller's contract.
     unsafe {
-        with("sem_try_acquire", sem, SEM_EINVAL, |s| {
-            acquire_code(s.try_acquire(1))
-        })
+        with(
+            "sem_try_acquire",
+            sem,
+            SEM_EINVAL,
+            |s| match permits_to_acquire(s, 1) {
+                Some(n) => acquire_code(s.try_acquire(n)),
+                None => SEM_EINVAL,
+            },
+        )
     }
 }
 
@@ -206,8 +220,8 @@ pub unsafe extern "C" fn sem_try_acquire(sem: *mut Semaphore) -> c_int {
 ///
 /// Returns `SEM_OK` if a permit was taken; `SEM_TIMEDOUT` if none came in
 /// time (nothing was taken); `SEM_ECLOSED` if the semaphore is or gets shut
-/// down; `SEM_EINVAL` if `sem` is NULL or `timeout_seconds` is NaN (nothing
-/// was taken).
+/// down; `SEM_EINVAL` if `sem` is NULL, `timeout_seconds` is NaN, or the
+/// semaphore's maximum is 0 (nothing was taken).
 ///
 /// Thread-safety: may be called from any thread at any time.
 ///
@@ -218,15 +232,15 @@ pub unsafe extern "C" fn sem_try_acquire(sem: *mut Semaphore) -> c_int {
 pub unsafe extern "C" fn sem_acquire_timed(sem: *mut Semaphore, timeout_seconds: f64) -> c_int {
     // SAFETY: `sem` is NULL or live, by the caller's contract.
     unsafe {
-        with(
-            "sem_acquire_timed",
-            sem,
-            SEM_EINVAL,
-            |s| match deadline::from_timeout_seconds(timeout_seconds) {
-                Some(wait) => acquire_code(s.acquire(1, wait)),
-                None => SEM_EINVAL,
-            },
-        )
+        with("sem_acquire_timed", sem, SEM_EINVAL, |s| {
+            match (
+                permits_to_acquire(s, 1),
+                deadline::from_timeout_seconds(timeout_seconds),
+            ) {
+                (Some(n), Some(wait)) => acquire_code(s.acquire(n, wait)),
+                _ => SEM_EINVAL,
+            }
+        })
     }
 }
 

@@ -24,9 +24,9 @@ pub(crate) use parking_lot_core::{FilterOp, ParkResult, ParkToken, UnparkToken};
 pub(crate) use parking_lot_core::{SpinWait, UnparkResult, park, unpark_filter};
 
 #[cfg(loom)]
-pub(crate) use model::{SpinWait, UnparkResult, park, unpark_filter};
-#[cfg(loom)]
 pub use model::fire_timeouts;
+#[cfg(loom)]
+pub(crate) use model::{SpinWait, UnparkResult, park, unpark_filter};
 
 /// A model of `parking_lot_core` for loom: one queue behind one loom mutex
 /// (a single "bucket"), with the same contract as the real one. Time does not
