@@ -219,7 +219,7 @@ impl Semaphore {
                     self.set_queue_flags(false, false);
                 }
             };
-            let token = ParkToken(&record as *const WaitRecord as usize);
+            let token = ParkToken((&record as *const WaitRecord).expose_provenance());
             // SAFETY: `park` needs (1) a key no other primitive uses: the key
             // is this semaphore's address, which nothing else parks on;
             // (2) `validate` and `timed_out` that neither panic nor call into
@@ -331,7 +331,7 @@ impl Semaphore {
             // held while this filter runs, so the record is alive; its only
             // mutable part, `passed_over`, is atomic and written only by
             // dispatchers under this same lock.
-            let waiter = unsafe { &*(token.0 as *const WaitRecord) };
+            let waiter = unsafe { &*core::ptr::with_exposed_provenance::<WaitRecord>(token.0) };
             if !visited_any.replace(true) {
                 // `waiter` is the oldest waiter.
                 let state = self.state.load(Relaxed);
@@ -501,6 +501,7 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::Ordering::SeqCst;
     use std::thread;
 
     fn sem(value: u64) -> Semaphore {
@@ -603,13 +604,15 @@ mod tests {
             let (s2, done2) = (s.clone(), done.clone());
             threads.push(thread::spawn(move || {
                 let r = s2.acquire(n, Wait::Forever);
-                done2.fetch_add(1, Relaxed);
+                // SeqCst, so that seeing `done` also shows what the waiter
+                // did to the semaphore before (its `waiters` decrement).
+                done2.fetch_add(1, SeqCst);
                 r
             }));
             eventually("queued", || s.waiters() == i as u64 + 1);
         }
         assert_eq!(s.release(2), Ok(()));
-        eventually("two served", || done.load(Relaxed) == 2);
+        eventually("two served", || done.load(SeqCst) == 2);
         assert_eq!(s.value(), 0);
         assert_eq!(s.waiters(), 1);
         assert_eq!(s.release(3), Ok(()));
@@ -673,7 +676,7 @@ mod tests {
             .map(|_| {
                 let (s, inside) = (s.clone(), inside.clone());
                 thread::spawn(move || {
-                    for _ in 0..2000 {
+                    for _ in 0..if cfg!(miri) { 20 } else { 2000 } {
                         s.acquire(1, Wait::Forever).unwrap();
                         assert!(inside.fetch_add(1, Relaxed) < 3);
                         inside.fetch_sub(1, Relaxed);
