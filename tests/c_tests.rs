@@ -5,7 +5,11 @@
 //! target directory), then compiles every C program with the C compiler the
 //! `cc` crate finds, links it once against the static and once against the
 //! shared library, and runs both. With `RSEM_VALGRIND=1` every program runs
-//! under valgrind memcheck (and fails on any error it reports).
+//! under valgrind memcheck (and fails on any error it reports); with
+//! `RSEM_C_SANITIZE=address` the programs are built with AddressSanitizer and
+//! LeakSanitizer (the Rust side is not instrumented, but its heap is: a
+//! double `sem_free` or a leaked handle is reported; use-after-free inside
+//! the library is valgrind's part).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -86,8 +90,9 @@ enum Link {
 fn compile(name: &str, link: Link, cpp: bool) -> PathBuf {
     let out_dir = root().join("target").join("c-tests");
     std::fs::create_dir_all(&out_dir).unwrap();
+    let sanitizer = std::env::var("RSEM_C_SANITIZE").unwrap_or_default();
     let exe = out_dir.join(format!(
-        "{name}-{}{}",
+        "{name}-{sanitizer}{}{}",
         if cpp { "cxx-" } else { "" },
         match link {
             Link::Static => "static",
@@ -102,6 +107,10 @@ fn compile(name: &str, link: Link, cpp: bool) -> PathBuf {
         cmd.arg("-std=c99");
     } else {
         cmd.arg("-std=c11");
+    }
+    if let Ok(sanitizer) = std::env::var("RSEM_C_SANITIZE") {
+        cmd.arg(format!("-fsanitize={sanitizer}"))
+            .arg("-fno-omit-frame-pointer");
     }
     cmd.args(["-Wall", "-Wextra", "-Werror", "-pedantic", "-pthread"])
         .arg("-I")

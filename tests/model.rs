@@ -49,8 +49,9 @@ fn random_sequences_match_the_model() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(400);
     let checked: u64 = (0..sequences).map(run_sequence).sum();
+    // About half the sequences create a valid semaphore; require a third.
     assert!(
-        checked >= sequences * 100,
+        checked * 3 >= sequences * 200,
         "too few valid semaphores: {checked} operations"
     );
     println!("{sequences} sequences, {checked} operations matched the model");
