@@ -21,18 +21,20 @@
 pub(crate) use parking_lot_core::{FilterOp, ParkResult, ParkToken, UnparkToken};
 
 #[cfg(not(loom))]
-pub(crate) use parking_lot_core::{SpinWait, UnparkResult, park, unpark_filter};
+pub(crate) use parking_lot_core::{UnparkResult, park, unpark_filter};
 
 #[cfg(loom)]
 pub use model::fire_timeouts;
 #[cfg(loom)]
-pub(crate) use model::{SpinWait, UnparkResult, park, unpark_filter};
+pub(crate) use model::{UnparkResult, park, unpark_filter};
 
 /// A model of `parking_lot_core` for loom: one queue behind one loom mutex
 /// (a single "bucket"), with the same contract as the real one. Time does not
 /// exist in a loom model, so a timed park never times out by itself: a test
 /// thread calls [`fire_timeouts`] to play the clock, and loom explores every
-/// point at which the timeout can race the other threads.
+/// point at which the timeout can race the other threads. From then on the
+/// deadlines on that key have passed: a later timed park times out at once
+/// (after queueing, as `parking_lot_core` does with a past deadline).
 #[cfg(loom)]
 mod model {
     use super::{FilterOp, ParkResult, ParkToken, UnparkToken};
@@ -44,18 +46,6 @@ mod model {
     pub struct UnparkResult {
         pub unparked_threads: usize,
         pub have_more_threads: bool,
-    }
-
-    /// The model does not spin: a thread that would spin parks at once.
-    pub struct SpinWait;
-
-    impl SpinWait {
-        pub fn new() -> Self {
-            SpinWait
-        }
-        pub fn spin(&mut self) -> bool {
-            false
-        }
     }
 
     #[derive(Default)]
@@ -78,8 +68,14 @@ mod model {
         slot: Arc<Slot>,
     }
 
+    struct Lot {
+        queue: Vec<Entry>,
+        /// Keys whose deadlines have passed.
+        expired: Vec<usize>,
+    }
+
     loom::lazy_static! {
-        static ref QUEUE: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+        static ref QUEUE: Mutex<Lot> = Mutex::new(Lot { queue: Vec::new(), expired: Vec::new() });
     }
 
     pub unsafe fn park(
@@ -92,11 +88,14 @@ mod model {
     ) -> ParkResult {
         let slot = Arc::new(Slot::default());
         {
-            let mut queue = QUEUE.lock().unwrap();
+            let mut lot = QUEUE.lock().unwrap();
             if !validate() {
                 return ParkResult::Invalid;
             }
-            queue.push(Entry {
+            if deadline.is_some() && lot.expired.contains(&key) {
+                slot.state.lock().unwrap().timeout_fired = true;
+            }
+            lot.queue.push(Entry {
                 key,
                 token: park_token,
                 timed: deadline.is_some(),
@@ -118,7 +117,8 @@ mod model {
         }
         // Timed out: leave the queue under its lock, unless an unparker took
         // us out first (then we were unparked after all).
-        let mut queue = QUEUE.lock().unwrap();
+        let mut lot = QUEUE.lock().unwrap();
+        let queue = &mut lot.queue;
         match queue.iter().position(|e| Arc::ptr_eq(&e.slot, &slot)) {
             Some(at) => {
                 queue.remove(at);
@@ -127,7 +127,7 @@ mod model {
                 ParkResult::TimedOut
             }
             None => {
-                drop(queue);
+                drop(lot);
                 let token = slot.state.lock().unwrap().unparked;
                 ParkResult::Unparked(token.expect("dequeued threads carry a token"))
             }
@@ -139,7 +139,8 @@ mod model {
         mut filter: impl FnMut(ParkToken) -> FilterOp,
         callback: impl FnOnce(UnparkResult) -> UnparkToken,
     ) -> UnparkResult {
-        let mut queue = QUEUE.lock().unwrap();
+        let mut lot = QUEUE.lock().unwrap();
+        let queue = &mut lot.queue;
         let mut chosen = Vec::new();
         let mut result = UnparkResult::default();
         let mut i = 0;
@@ -165,18 +166,19 @@ mod model {
         for entry in &chosen {
             entry.slot.state.lock().unwrap().unparked = Some(token);
         }
-        drop(queue);
+        drop(lot);
         for entry in &chosen {
             entry.slot.wake.notify_one();
         }
         result
     }
 
-    /// Plays the clock: every thread now parked on `key` with a deadline
-    /// sees its deadline pass.
+    /// Plays the clock: the deadlines of every timed park on `key`, now and
+    /// later, have passed.
     pub fn fire_timeouts(key: usize) {
-        let queue = QUEUE.lock().unwrap();
-        for entry in queue.iter().filter(|e| e.key == key && e.timed) {
+        let mut lot = QUEUE.lock().unwrap();
+        lot.expired.push(key);
+        for entry in lot.queue.iter().filter(|e| e.key == key && e.timed) {
             entry.slot.state.lock().unwrap().timeout_fired = true;
             entry.slot.wake.notify_one();
         }

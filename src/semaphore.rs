@@ -12,42 +12,60 @@
 //! | 62     | `CLOSED`  | shut down: every acquire fails with `Closed`                   |
 //! | 63     | -         | always zero                                                    |
 //!
+//! Beside the word, `promised` counts permits that woken threads were told
+//! they may find (see below); it is a hint for how many threads to wake,
+//! never a reservation.
+//!
 //! # Rules
 //!
 //! - `PARKED` is set by a thread about to queue itself (in `park`'s validate
 //!   callback, under the bucket lock) and cleared only under the bucket lock
 //!   when the queue has become empty. So, under the bucket lock, `PARKED` is
 //!   set exactly when threads are queued.
+//! - Acquire is one compare-and-swap that subtracts from the count when the
+//!   count is large enough and `HANDOFF` is clear (the fast path). Otherwise,
+//!   while nobody is queued, it spins for at most [`SPIN_FOR`] watching the
+//!   word (a handoff between running threads then costs a cache-line
+//!   transfer, not a sleep), then parks.
 //! - While `PARKED` is clear, `release` is one compare-and-swap that adds to
 //!   the count (the fast path). While it is set, `release` takes the bucket
-//!   lock and *hands* the permits to the queued waiters that fit, in arrival
-//!   order, removing them from the count on each waiter's behalf before waking
-//!   it. A woken waiter owns its permits: it never has to race for them, so a
-//!   wake-up is never wasted and a timeout can never swallow a permit (a
-//!   waiter that times out was dequeued under the lock before anyone could
-//!   hand it anything).
-//! - Acquire is one compare-and-swap that subtracts from the count when the
-//!   count is large enough and `HANDOFF` is clear (the fast path); otherwise
-//!   it spins briefly while nobody is queued, then parks.
-//! - `HANDOFF` is kept set while threads are queued in FIFO mode. In the
-//!   default mode it is set only while the oldest waiter has waited longer
-//!   than [`FAIR_AFTER`] and has already been passed over by a release (it
-//!   did not fit while later waiters or running threads took permits): then
-//!   releases stop at it and running threads stop taking permits until it is
-//!   served, which bounds how long a multi-permit waiter can be overtaken.
+//!   lock, adds its permits to the count, and walks the queue in arrival
+//!   order, waking only waiters its permits can satisfy:
+//!   - in the default mode it *wakes* a waiter that fits in the count not
+//!     yet promised to other woken threads, and promises it those permits.
+//!     The woken thread then competes for them like any running thread
+//!     (running threads may overtake it: that is where throughput comes
+//!     from). If it loses, it passes the wake-up on (another dispatch while
+//!     permits are left) and queues again, marked as passed over;
+//!   - in FIFO mode, and for a waiter that has been passed over for longer
+//!     than [`FAIR_AFTER`] (starving), it *hands* the permits over: takes
+//!     them from the count on the waiter's behalf before waking it, so the
+//!     waiter owns them. If such a waiter does not fit, the walk stops there
+//!     and `HANDOFF` is set: running threads stop taking permits until it is
+//!     served. This bounds how long any waiter, multi-permit ones included,
+//!     can be overtaken.
+//! - A waiter that times out was dequeued under the lock before anyone could
+//!   hand it anything, so it never swallows a permit; if it held others back
+//!   (FIFO head, starving), it dispatches again on its way out.
 //! - A release never touches the semaphore after its permits can be taken by
 //!   a thread that may then free it: the fast path's compare-and-swap is its
 //!   last access, and the slow path makes all its changes under the bucket
 //!   lock while waiters are still queued (those waiters keep the semaphore
-//!   alive), waking the chosen threads only after the lock's callback ran.
+//!   alive: freeing it while they wait is undefined), waking the chosen
+//!   threads only after the lock's callback ran.
 
 use core::cell::Cell;
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+// Under `--cfg loom` the state machine's atomics are loom's, so that the model
+// checker sees (and reorders) every access to them.
+#[cfg(not(loom))]
 use core::sync::atomic::{AtomicBool, AtomicU64};
+#[cfg(loom)]
+use loom::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::{Duration, Instant};
 
 use crate::deadline::Wait;
-use crate::parking::{self, FilterOp, ParkResult, ParkToken, SpinWait, UnparkResult, UnparkToken};
+use crate::parking::{self, FilterOp, ParkResult, ParkToken, UnparkResult, UnparkToken};
 use crate::status::{AcquireError, ReleaseError};
 
 /// The largest count and maximum a semaphore can hold.
@@ -60,14 +78,21 @@ const CLOSED: u64 = 1 << 62;
 /// How long the oldest waiter may be overtaken in the default mode before
 /// releases serve it strictly first.
 #[cfg(not(loom))]
-pub const FAIR_AFTER: Duration = Duration::from_millis(1);
+pub(crate) const FAIR_AFTER: Duration = Duration::from_millis(1);
 /// Loom models have no clock, and must be deterministic: starvation never
 /// triggers there (FIFO models cover the strict path).
 #[cfg(loom)]
-pub const FAIR_AFTER: Duration = Duration::MAX;
+pub(crate) const FAIR_AFTER: Duration = Duration::MAX;
 
-/// Given to a woken waiter whose permits were taken on its behalf.
-const TOKEN_HANDED: UnparkToken = UnparkToken(1);
+/// How long an acquirer spins, while nobody is queued, before it parks.
+#[cfg(not(loom))]
+pub(crate) const SPIN_FOR: Duration = Duration::from_micros(4);
+/// Loom models do not spin.
+#[cfg(loom)]
+pub(crate) const SPIN_FOR: Duration = Duration::ZERO;
+
+/// Given to waiters woken by a release: look at your record's `handed`.
+const TOKEN_WOKEN: UnparkToken = UnparkToken(1);
 /// Given to waiters woken by `shutdown`.
 const TOKEN_CLOSED: UnparkToken = UnparkToken(2);
 
@@ -78,9 +103,12 @@ struct WaitRecord {
     n: u64,
     /// When the thread first tried to queue.
     since: Instant,
-    /// Set (under the bucket lock) once a release found the permits too few
-    /// for this waiter.
+    /// Set once this waiter was overtaken: a release found the permits too
+    /// few for it, or it was woken and a running thread took them first.
     passed_over: AtomicBool,
+    /// Set by a dispatcher, under the bucket lock and before waking it, when
+    /// the permits were taken on this waiter's behalf (it owns them).
+    handed: AtomicBool,
 }
 
 impl WaitRecord {
@@ -101,6 +129,11 @@ pub struct Semaphore {
     state: AtomicU64,
     /// Threads queued in an acquire right now (a statistic, not a lock word).
     waiters: AtomicU64,
+    /// Permits that woken, not yet running waiters were told they may find:
+    /// added under the bucket lock when waking, subtracted by each woken
+    /// thread when it runs. Dispatch wakes no more threads than the count
+    /// minus this can satisfy.
+    promised: AtomicU64,
     max: u64,
     fifo: bool,
 }
@@ -117,6 +150,7 @@ impl Semaphore {
         Some(Semaphore {
             state: AtomicU64::new(value),
             waiters: AtomicU64::new(0),
+            promised: AtomicU64::new(0),
             max,
             fifo,
         })
@@ -161,7 +195,12 @@ impl Semaphore {
             if s & HANDOFF != 0 || s & COUNT_MASK < n {
                 return Err(AcquireError::TimedOut);
             }
-            match self.state.compare_exchange_weak(s, s - n, Acquire, Relaxed) {
+            // AcqRel, not just Acquire: a woken waiter subtracts its promise
+            // before this; the release half makes that subtraction visible
+            // to the next dispatcher, whose `publish` reads this word, so it
+            // never counts a promise that was already used (which would
+            // leave a fitting waiter asleep). Free on x86; loom found it.
+            match self.state.compare_exchange_weak(s, s - n, AcqRel, Relaxed) {
                 Ok(_) => return Ok(()),
                 Err(now) => s = now,
             }
@@ -191,8 +230,9 @@ impl Semaphore {
             n,
             since: Instant::now(),
             passed_over: AtomicBool::new(false),
+            handed: AtomicBool::new(false),
         };
-        let mut spin = SpinWait::new();
+        let mut may_spin = true;
         loop {
             let s = self.state.load(Relaxed);
             if s & CLOSED != 0 {
@@ -204,10 +244,13 @@ impl Semaphore {
                     result => return result,
                 }
             }
-            // Spin a little, but only while nobody is queued: a queued waiter
-            // would get the next permit anyway.
-            if s & PARKED == 0 && spin.spin() {
-                continue;
+            // Spin once per acquire, and only while nobody is queued: a
+            // queued waiter would be woken for the next permit anyway.
+            if s & PARKED == 0 && may_spin {
+                may_spin = false;
+                if self.spin_until_free(n) {
+                    continue;
+                }
             }
 
             let mut closed = false;
@@ -230,13 +273,30 @@ impl Semaphore {
             let result =
                 unsafe { parking::park(self.key(), validate, || {}, timed_out, token, deadline) };
             match result {
-                ParkResult::Unparked(token) => {
+                ParkResult::Unparked(TOKEN_CLOSED) => {
                     self.waiters.fetch_sub(1, Relaxed);
-                    if token == TOKEN_HANDED {
+                    return Err(AcquireError::Closed);
+                }
+                ParkResult::Unparked(_) => {
+                    self.waiters.fetch_sub(1, Relaxed);
+                    if record.handed.load(Acquire) {
                         return Ok(());
                     }
-                    debug_assert_eq!(token, TOKEN_CLOSED);
-                    return Err(AcquireError::Closed);
+                    // Woken to compete for permits promised to us.
+                    self.promised.fetch_sub(n, Relaxed);
+                    match self.try_acquire(n) {
+                        Err(AcquireError::TimedOut) => {
+                            // A running thread was faster. Pass the wake-up
+                            // on if permits are left for others, then queue
+                            // again (the deadline still holds).
+                            record.passed_over.store(true, Relaxed);
+                            if self.value() > 0 {
+                                // Releasing nothing cannot overflow.
+                                let _ = self.dispatch(0);
+                            }
+                        }
+                        result => return result,
+                    }
                 }
                 ParkResult::Invalid if closed => return Err(AcquireError::Closed),
                 // The permits became free before we could queue: retry.
@@ -251,6 +311,32 @@ impl Semaphore {
                     }
                     return Err(AcquireError::TimedOut);
                 }
+            }
+        }
+    }
+
+    /// Spins for at most [`SPIN_FOR`] while nobody is queued, watching for
+    /// `n` permits to come free (or a shutdown). Returns whether it is worth
+    /// trying to take them; false means park.
+    fn spin_until_free(&self, n: u64) -> bool {
+        if SPIN_FOR.is_zero() {
+            return false;
+        }
+        let start = Instant::now();
+        loop {
+            // Check the clock only every few dozen spins.
+            for _ in 0..32 {
+                let s = self.state.load(Relaxed);
+                if s & CLOSED != 0 || (s & HANDOFF == 0 && s & COUNT_MASK >= n) {
+                    return true;
+                }
+                if s & PARKED != 0 {
+                    return false;
+                }
+                core::hint::spin_loop();
+            }
+            if start.elapsed() >= SPIN_FOR {
+                return false;
             }
         }
     }
@@ -305,55 +391,69 @@ impl Semaphore {
         }
     }
 
-    /// The slow path of `release` (and of a waiter that leaves the queue):
-    /// adds `released` permits to the count, then, under the bucket lock,
-    /// takes permits from the count for each queued waiter that fits, in
-    /// arrival order, and wakes exactly those waiters.
-    ///
-    /// In FIFO mode (or while the oldest waiter starves) it stops at the
-    /// first waiter that does not fit; otherwise it skips it and serves the
-    /// ones behind that fit.
+    /// The slow path of `release` (and of a waiter that leaves the queue or
+    /// loses the race for its promised permits): under the bucket lock, adds
+    /// `released` permits to the count, then walks the queued waiters in
+    /// arrival order and wakes exactly those the permits can satisfy (see
+    /// the module docs for woken versus handed waiters).
     #[cold]
     fn dispatch(&self, released: u64) -> Result<(), ReleaseError> {
         let now = Instant::now();
         // Shared by the filter and the callback (both run under the lock).
         let result = Cell::new(Ok(()));
         let visited_any = Cell::new(false);
+        // Serve strictly in order from the start (FIFO, or a starving head)?
         let strict = Cell::new(self.fifo);
-        // Whether the first waiter that stays queued is starving.
-        let new_head_starving: Cell<Option<bool>> = Cell::new(None);
+        // Permits not yet promised to woken threads, for waking.
+        let budget = Cell::new(0u64);
+        // Whether the walk stopped at a waiter that must be served first.
+        let hold_back = Cell::new(false);
 
         let filter = |token: ParkToken| {
             // SAFETY: every token on this key was made by `acquire_slow` from
             // a `WaitRecord` on the stack of the queued thread. That thread is
             // blocked inside `park` until it is dequeued, and dequeuing (by an
             // unparker or by its own timeout) needs the bucket lock that is
-            // held while this filter runs, so the record is alive; its only
-            // mutable part, `passed_over`, is atomic and written only by
-            // dispatchers under this same lock.
+            // held while this filter runs, so the record is alive; its
+            // mutable parts are atomics, written by dispatchers under this
+            // same lock (and by the owner only while it is not queued).
             let waiter = unsafe { &*core::ptr::with_exposed_provenance::<WaitRecord>(token.0) };
+            let starving = waiter.starving(now);
             if !visited_any.replace(true) {
                 // `waiter` is the oldest waiter.
                 let state = self.state.load(Relaxed);
-                strict.set(strict.get() || state & HANDOFF != 0 || waiter.starving(now));
-                if let Err(e) = self.publish(released, strict.get()) {
-                    result.set(Err(e));
-                    return FilterOp::Stop;
+                strict.set(strict.get() || state & HANDOFF != 0 || starving);
+                match self.publish(released, strict.get()) {
+                    Ok(count) => {
+                        budget.set(count.saturating_sub(self.promised.load(Relaxed)));
+                    }
+                    Err(e) => {
+                        result.set(Err(e));
+                        return FilterOp::Stop;
+                    }
                 }
             }
-            match self.take_for_waiter(waiter.n) {
-                Ok(()) => FilterOp::Unpark,
-                Err(left) => {
-                    if new_head_starving.get().is_none() {
-                        new_head_starving.set(Some(waiter.starving(now)));
-                    }
-                    waiter.passed_over.store(true, Relaxed);
-                    if strict.get() || left == 0 {
-                        FilterOp::Stop
-                    } else {
-                        FilterOp::Skip
-                    }
+            if strict.get() || starving {
+                // Hand the permits over, or hold everyone behind back.
+                if self.take_for_waiter(waiter.n).is_ok() {
+                    budget.set(budget.get().saturating_sub(waiter.n));
+                    waiter.handed.store(true, Release);
+                    return FilterOp::Unpark;
                 }
+                hold_back.set(true);
+                waiter.passed_over.store(true, Relaxed);
+                return FilterOp::Stop;
+            }
+            if waiter.n <= budget.get() {
+                budget.set(budget.get() - waiter.n);
+                self.promised.fetch_add(waiter.n, Relaxed);
+                return FilterOp::Unpark;
+            }
+            waiter.passed_over.store(true, Relaxed);
+            if budget.get() == 0 {
+                FilterOp::Stop
+            } else {
+                FilterOp::Skip
             }
         };
         let callback = |unparked: UnparkResult| {
@@ -364,23 +464,23 @@ impl Semaphore {
                 result.set(self.publish_unqueued(released));
             } else if result.get().is_ok() {
                 let more = unparked.have_more_threads;
-                let starving = new_head_starving.get() == Some(true);
-                self.set_queue_flags(more, more && (self.fifo || starving));
+                self.set_queue_flags(more, more && (self.fifo || hold_back.get()));
             }
-            TOKEN_HANDED
+            TOKEN_WOKEN
         };
         // SAFETY: `unpark_filter` needs (1) a key no other primitive uses: our
         // address; (2) `filter` and `callback` that neither panic nor call
         // into the parking lot: they only read wait records and do atomic
-        // operations on `self` (`publish` and friends return errors instead
-        // of panicking).
+        // operations (`publish` and friends return errors instead of
+        // panicking).
         unsafe { parking::unpark_filter(self.key(), filter, callback) };
         result.get()
     }
 
     /// Under the bucket lock: adds `n` permits to the count (and sets
-    /// `HANDOFF` when `strict`), unless that would pass `max`.
-    fn publish(&self, n: u64, strict: bool) -> Result<(), ReleaseError> {
+    /// `HANDOFF` when `strict`), unless that would pass `max`. Returns the
+    /// new count.
+    fn publish(&self, n: u64, strict: bool) -> Result<u64, ReleaseError> {
         let handoff = if strict { HANDOFF } else { 0 };
         let mut s = self.state.load(Relaxed);
         loop {
@@ -391,7 +491,7 @@ impl Semaphore {
                 .state
                 .compare_exchange_weak(s, (s + n) | handoff, AcqRel, Relaxed)
             {
-                Ok(_) => return Ok(()),
+                Ok(_) => return Ok((s & COUNT_MASK) + n),
                 Err(now) => s = now,
             }
         }

@@ -9,15 +9,16 @@
 #![cfg(loom)]
 
 use loom::sync::Arc;
-use loom::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use loom::thread;
 use rsem::{AcquireError, Semaphore, Wait};
 use std::time::Instant;
 
+/// Explores `f` with at most 2 preemptions per execution by default (CI);
+/// `LOOM_MAX_PREEMPTIONS=3` (scripts/verify --long) explores more.
 fn model(f: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
     if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(3);
+        builder.preemption_bound = Some(2);
     }
     builder.check(f);
 }
@@ -30,15 +31,10 @@ fn timed() -> Wait {
     Wait::Until(Instant::now())
 }
 
-/// Plays the clock for `s` until `done` is set.
-fn clock(s: &Arc<Semaphore>, done: &Arc<AtomicBool>) -> thread::JoinHandle<()> {
-    let (s, done) = (s.clone(), done.clone());
-    thread::spawn(move || {
-        while !done.load(SeqCst) {
-            s.fire_timeouts();
-            thread::yield_now();
-        }
-    })
+/// Plays the clock for `s`: at some point, every deadline passes.
+fn clock(s: &Arc<Semaphore>) -> thread::JoinHandle<()> {
+    let s = s.clone();
+    thread::spawn(move || s.fire_timeouts())
 }
 
 #[test]
@@ -100,8 +96,6 @@ fn timeout_racing_release_never_swallows_the_permit() {
         let releaser = thread::spawn(move || s3.release(1).unwrap());
         s.fire_timeouts();
         releaser.join().unwrap();
-        // Any timeout that fired before the waiter queued is lost; the
-        // release then satisfies it.
         let taken = match waiter.join().unwrap() {
             Ok(()) => 1,
             Err(AcquireError::TimedOut) => 0,
@@ -118,15 +112,13 @@ fn timed_out_waiter_passes_the_permit_on() {
     // one does, the unlimited one must not be left asleep with a free permit.
     model(|| {
         let s = sem(0, 4, false);
-        let done = Arc::new(AtomicBool::new(false));
         let s1 = s.clone();
         let timed_waiter = thread::spawn(move || s1.acquire(1, timed()));
         let s2 = s.clone();
         let waiter = thread::spawn(move || s2.acquire(1, Wait::Forever));
-        let tick = clock(&s, &done);
+        let tick = clock(&s);
         s.release(1).unwrap();
         let r = timed_waiter.join().unwrap();
-        done.store(true, SeqCst);
         tick.join().unwrap();
         if r == Ok(()) {
             s.release(1).unwrap();
@@ -163,15 +155,13 @@ fn fifo_head_timing_out_releases_the_next_waiter() {
     // needs 1 and must then be served from the permit that was held back.
     model(|| {
         let s = sem(0, 4, true);
-        let done = Arc::new(AtomicBool::new(false));
         let s1 = s.clone();
         let head = thread::spawn(move || s1.acquire(2, timed()));
         let s2 = s.clone();
         let behind = thread::spawn(move || s2.acquire(1, Wait::Forever));
-        let tick = clock(&s, &done);
+        let tick = clock(&s);
         s.release(1).unwrap();
         let r = head.join().unwrap();
-        done.store(true, SeqCst);
         tick.join().unwrap();
         assert_eq!(r, Err(AcquireError::TimedOut));
         assert_eq!(behind.join().unwrap(), Ok(()));
@@ -216,5 +206,82 @@ fn shutdown_racing_release_conserves_permits() {
             Err(e) => panic!("{e:?}"),
         };
         assert_eq!(s.value(), 1 - taken);
+    });
+}
+
+/// A running thread that takes a permit and gives it back.
+fn barger(s: &Arc<Semaphore>) -> thread::JoinHandle<()> {
+    let s = s.clone();
+    thread::spawn(move || {
+        if s.try_acquire(1).is_ok() {
+            s.release(1).unwrap();
+        }
+    })
+}
+
+#[test]
+fn woken_waiter_overtaken_by_a_running_thread_passes_the_wake_up_on() {
+    // Default mode: a release wakes a waiter, which must then compete; when a
+    // running thread takes the permit first, nobody may be left asleep while
+    // permits are free.
+    model(|| {
+        let s = sem(0, 4, false);
+        let ts: Vec<_> = (0..2)
+            .map(|_| {
+                let s = s.clone();
+                thread::spawn(move || s.acquire(1, Wait::Forever))
+            })
+            .collect();
+        let b = barger(&s);
+        s.release(2).unwrap();
+        b.join().unwrap();
+        for t in ts {
+            assert_eq!(t.join().unwrap(), Ok(()));
+        }
+        assert_eq!(s.value(), 0);
+    });
+}
+
+#[test]
+fn multi_permit_waiter_beside_a_running_thread() {
+    model(|| {
+        let s = sem(0, 4, false);
+        let s1 = s.clone();
+        let waiter = thread::spawn(move || s1.acquire(2, Wait::Forever));
+        let b = barger(&s);
+        s.release(1).unwrap();
+        s.release(1).unwrap();
+        b.join().unwrap();
+        assert_eq!(waiter.join().unwrap(), Ok(()));
+        assert_eq!(s.value(), 0);
+    });
+}
+
+#[test]
+fn woken_waiter_that_loses_its_permits_wakes_the_next_one() {
+    // Waiters for 2 and then 1; a release of 2 wakes the first; a running
+    // thread takes one of the two permits for good. The woken waiter cannot
+    // proceed and must pass the wake-up on: the 1-permit waiter must get the
+    // permit that is left, with no further release.
+    model(|| {
+        let s = sem(0, 4, false);
+        let s1 = s.clone();
+        let big = thread::spawn(move || s1.acquire(2, Wait::Forever));
+        let s2 = s.clone();
+        let small = thread::spawn(move || s2.acquire(1, Wait::Forever));
+        let s3 = s.clone();
+        let taker = thread::spawn(move || s3.try_acquire(1).is_ok());
+        s.release(2).unwrap();
+        if taker.join().unwrap() {
+            // One permit is left; only the small waiter can use it.
+            assert_eq!(small.join().unwrap(), Ok(()));
+            s.release(2).unwrap();
+            assert_eq!(big.join().unwrap(), Ok(()));
+        } else {
+            s.release(1).unwrap();
+            assert_eq!(small.join().unwrap(), Ok(()));
+            assert_eq!(big.join().unwrap(), Ok(()));
+        }
+        assert_eq!(s.value(), 0);
     });
 }

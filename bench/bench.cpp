@@ -1,0 +1,384 @@
+// Side-by-side benchmark of rsem against its peers, in one process, through
+// each one's C/C++ API as users call it:
+//   glibc sem_t (timed waits via sem_clockwait on CLOCK_MONOTONIC),
+//   libstdc++ std::counting_semaphore, a mutex+condvar semaphore (the
+//   structure of CPython's threading.Semaphore), and rsem's C ABI.
+// Every scenario runs for every implementation, interleaved, for several
+// rounds; medians are reported with min-max, and the ratio rsem/best peer.
+//
+// Usage: bench [--quick] [--csv FILE]     (run it through scripts/bench)
+#include <semaphore.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <semaphore>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "rsem.h"
+
+using Clock = std::chrono::steady_clock;
+
+static double seconds_since(Clock::time_point t0) {
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// ---- the implementations ---------------------------------------------------
+
+struct PosixSem {
+    static constexpr const char *name = "glibc sem_t";
+    sem_t s;
+    explicit PosixSem(long v) { sem_init(&s, 0, (unsigned)v); }
+    ~PosixSem() { sem_destroy(&s); }
+    void acquire() {
+        while (sem_wait(&s) != 0) {
+        }
+    }
+    bool try_acquire() { return sem_trywait(&s) == 0; }
+    void release(long n = 1) {
+        for (long i = 0; i < n; i++) sem_post(&s);
+    }
+    bool acquire_for(double secs) {
+        timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        long long ns = ts.tv_nsec + (long long)(secs * 1e9);
+        ts.tv_sec += ns / 1000000000;
+        ts.tv_nsec = ns % 1000000000;
+        for (;;) {
+            if (sem_clockwait(&s, CLOCK_MONOTONIC, &ts) == 0) return true;
+            if (errno == ETIMEDOUT) return false;
+        }
+    }
+};
+
+struct StdSem {
+    static constexpr const char *name = "std::counting_semaphore";
+    std::counting_semaphore<> s;
+    explicit StdSem(long v) : s(v) {}
+    void acquire() { s.acquire(); }
+    bool try_acquire() { return s.try_acquire(); }
+    void release(long n = 1) { s.release(n); }
+    bool acquire_for(double secs) {
+        return s.try_acquire_for(std::chrono::duration<double>(secs));
+    }
+};
+
+// CPython's threading.Semaphore: a Condition (lock + condvar) around a count;
+// release(n) notifies n waiters.
+struct CondvarSem {
+    static constexpr const char *name = "mutex+condvar";
+    std::mutex m;
+    std::condition_variable cv;
+    long count;
+    explicit CondvarSem(long v) : count(v) {}
+    void acquire() {
+        std::unique_lock<std::mutex> lk(m);
+        cv.wait(lk, [&] { return count > 0; });
+        count--;
+    }
+    bool try_acquire() {
+        std::lock_guard<std::mutex> lk(m);
+        if (count == 0) return false;
+        count--;
+        return true;
+    }
+    void release(long n = 1) {
+        std::lock_guard<std::mutex> lk(m);
+        count += n;
+        for (long i = 0; i < n; i++) cv.notify_one();
+    }
+    bool acquire_for(double secs) {
+        auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                           std::chrono::duration<double>(secs));
+        std::unique_lock<std::mutex> lk(m);
+        if (!cv.wait_until(lk, deadline, [&] { return count > 0; })) return false;
+        count--;
+        return true;
+    }
+};
+
+struct Rsem {
+    static constexpr const char *name = "rsem";
+    rsem_semaphore *s;
+    explicit Rsem(long v) : s(sem_new(v)) {}
+    ~Rsem() { sem_free(s); }
+    void acquire() { sem_acquire(s); }
+    bool try_acquire() { return sem_try_acquire(s) == SEM_OK; }
+    void release(long n = 1) {
+        if (n == 1)
+            sem_release(s);
+        else
+            sem_release_n(s, n);
+    }
+    bool acquire_for(double secs) { return sem_acquire_timed(s, secs) == SEM_OK; }
+};
+
+// ---- measurements ----------------------------------------------------------
+
+struct Usage {
+    double cpu;  // user + system seconds, whole process
+    long csw;    // voluntary + involuntary context switches
+};
+
+static Usage usage() {
+    rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return {ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
+                ru.ru_stime.tv_usec / 1e6,
+            ru.ru_nvcsw + ru.ru_nivcsw};
+}
+
+static bool quick = false;
+static long scale(long n) { return quick ? std::max(1L, n / 20) : n; }
+
+// A little work inside the critical section (about 100 ns).
+static void work() {
+    static thread_local volatile unsigned sink;
+    for (int i = 0; i < 64; i++) sink = sink + (unsigned)i;
+}
+
+struct Sample {
+    double value;       // the scenario's figure (ns, us or ops/s)
+    double cpu_per_op;  // ns of CPU per operation (0 if not measured)
+    double csw_per_op;  // context switches per operation
+};
+
+template <class S>
+Sample uncontended(long initial) {
+    S s(initial);
+    long n = scale(2000000);
+    auto t0 = Clock::now();
+    for (long i = 0; i < n; i++) {
+        s.acquire();
+        s.release();
+    }
+    return {seconds_since(t0) / n * 1e9, 0, 0};
+}
+
+template <class S>
+Sample failing_try() {
+    S s(0);
+    long n = scale(2000000);
+    long got = 0;
+    auto t0 = Clock::now();
+    for (long i = 0; i < n; i++) got += s.try_acquire();
+    if (got != 0) std::abort();
+    return {seconds_since(t0) / n * 1e9, 0, 0};
+}
+
+template <class S>
+Sample ping_pong() {
+    S ping(0), pong(0);
+    long n = scale(20000);
+    std::thread other([&] {
+        for (long i = 0; i < n; i++) {
+            ping.acquire();
+            pong.release();
+        }
+    });
+    Usage u0 = usage();
+    auto t0 = Clock::now();
+    for (long i = 0; i < n; i++) {
+        ping.release();
+        pong.acquire();
+    }
+    double t = seconds_since(t0);
+    Usage u1 = usage();
+    other.join();
+    return {t / n * 1e9, (u1.cpu - u0.cpu) / n * 1e9, double(u1.csw - u0.csw) / n};
+}
+
+template <class S>
+Sample contended(int threads, long permits) {
+    S s(permits);
+    long per_thread = scale(400000) / threads;
+    std::atomic<int> ready{0};
+    std::atomic<bool> go{false};
+    std::vector<std::thread> ts;
+    for (int i = 0; i < threads; i++)
+        ts.emplace_back([&] {
+            ready++;
+            while (!go.load()) std::this_thread::yield();
+            for (long k = 0; k < per_thread; k++) {
+                s.acquire();
+                work();
+                s.release();
+            }
+        });
+    while (ready.load() < threads) std::this_thread::yield();
+    Usage u0 = usage();
+    auto t0 = Clock::now();
+    go = true;
+    for (auto &t : ts) t.join();
+    double t = seconds_since(t0);
+    Usage u1 = usage();
+    long ops = per_thread * threads;
+    return {ops / t, (u1.cpu - u0.cpu) / ops * 1e9, double(u1.csw - u0.csw) / ops};
+}
+
+// n threads asleep in acquire; one release of n; time until the last woke.
+template <class S>
+Sample wake_n(int n) {
+    S s(0);
+    std::atomic<int> started{0};
+    std::vector<Clock::time_point> woke(n);
+    std::vector<std::thread> ts;
+    for (int i = 0; i < n; i++)
+        ts.emplace_back([&, i] {
+            started++;
+            s.acquire();
+            woke[i] = Clock::now();
+        });
+    while (started.load() < n) std::this_thread::yield();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let them fall asleep
+    auto t0 = Clock::now();
+    s.release(n);
+    for (auto &t : ts) t.join();
+    auto last = *std::max_element(woke.begin(), woke.end());
+    return {std::chrono::duration<double>(last - t0).count() * 1e6, 0, 0};
+}
+
+// How far past the deadline a timed acquire returns, in us (one sample).
+template <class S>
+Sample overshoot(double timeout) {
+    S s(0);
+    auto t0 = Clock::now();
+    if (s.acquire_for(timeout)) std::abort();
+    return {(seconds_since(t0) - timeout) * 1e6, 0, 0};
+}
+
+// ---- the run ----------------------------------------------------------------
+
+struct Series {
+    std::vector<double> values, cpu, csw;
+};
+
+// results[scenario][implementation]
+static std::map<std::string, std::map<std::string, Series>> results;
+static std::vector<std::string> scenario_order;
+static const char *impl_names[] = {PosixSem::name, StdSem::name, CondvarSem::name, Rsem::name};
+
+static void record(const std::string &scenario, const char *impl, Sample s) {
+    if (results.find(scenario) == results.end()) scenario_order.push_back(scenario);
+    Series &r = results[scenario][impl];
+    r.values.push_back(s.value);
+    r.cpu.push_back(s.cpu_per_op);
+    r.csw.push_back(s.csw_per_op);
+}
+
+template <class S>
+static void run_round(int round) {
+    record("uncontended pair, count 1 (ns)", S::name, uncontended<S>(1));
+    record("uncontended pair, count 2 (ns)", S::name, uncontended<S>(2));
+    record("failing try_acquire (ns)", S::name, failing_try<S>());
+    record("ping-pong round trip (ns)", S::name, ping_pong<S>());
+    for (int threads : {2, 4, 8, 16})
+        for (long permits : {1L, 4L})
+            record("contended " + std::to_string(threads) + " threads, " +
+                       std::to_string(permits) + " permit(s) (ops/s)",
+                   S::name, contended<S>(threads, permits));
+    record("release(8) wakes 8 sleepers (us)", S::name, wake_n<S>(8));
+    int samples = quick ? 2 : 20;
+    for (int i = 0; i < samples; i++) record("1 ms timeout overshoot (us)", S::name, overshoot<S>(0.001));
+    for (int i = 0; i < (quick ? 1 : 5); i++)
+        record("10 ms timeout overshoot (us)", S::name, overshoot<S>(0.010));
+    (void)round;
+}
+
+static double percentile(std::vector<double> v, double p) {
+    std::sort(v.begin(), v.end());
+    if (v.empty()) return NAN;
+    size_t i = (size_t)std::min<double>(v.size() - 1, std::floor(p * (v.size() - 1) + 0.5));
+    return v[i];
+}
+
+int main(int argc, char **argv) {
+    const char *csv_path = nullptr;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick")) quick = true;
+        else if (!strcmp(argv[i], "--csv") && i + 1 < argc) csv_path = argv[++i];
+    }
+    int rounds = quick ? 1 : 7;
+    printf("rsem benchmark: %d round(s), %u hardware threads%s\n", rounds,
+           std::thread::hardware_concurrency(), quick ? " (quick mode: not for figures)" : "");
+    for (int r = 0; r < rounds; r++) {
+        // Interleave: every implementation once per round, rotating who goes first.
+        std::vector<std::function<void()>> runs = {
+            [&] { run_round<PosixSem>(r); }, [&] { run_round<StdSem>(r); },
+            [&] { run_round<CondvarSem>(r); }, [&] { run_round<Rsem>(r); }};
+        for (size_t k = 0; k < runs.size(); k++) runs[(k + r) % runs.size()]();
+        fprintf(stderr, "round %d/%d done\n", r + 1, rounds);
+    }
+
+    FILE *csv = csv_path ? fopen(csv_path, "w") : nullptr;
+    if (csv) fprintf(csv, "scenario,implementation,median,min,max,p99,cpu_ns_per_op,csw_per_op\n");
+    printf("\n%-46s", "scenario (median [min-max])");
+    for (auto *n : impl_names) printf(" | %-26s", n);
+    printf(" | rsem/best peer\n");
+    for (auto &scenario : scenario_order) {
+        bool higher_is_better = scenario.find("ops/s") != std::string::npos;
+        bool overshoot_row = scenario.find("overshoot") != std::string::npos;
+        printf("%-46s", scenario.c_str());
+        double best_peer = NAN, ours = NAN;
+        for (auto *n : impl_names) {
+            Series &s = results[scenario][n];
+            double med = percentile(s.values, 0.5);
+            double lo = *std::min_element(s.values.begin(), s.values.end());
+            double hi = *std::max_element(s.values.begin(), s.values.end());
+            double p99 = percentile(s.values, 0.99);
+            double cpu = percentile(s.cpu, 0.5), csw = percentile(s.csw, 0.5);
+            char cell[96];
+            if (overshoot_row)
+                snprintf(cell, sizeof cell, "%.0f p99 %.0f", med, p99);
+            else if (higher_is_better)
+                snprintf(cell, sizeof cell, "%.3gM [%.3g-%.3g] cpu%.0fns", med / 1e6, lo / 1e6, hi / 1e6, cpu);
+            else
+                snprintf(cell, sizeof cell, "%.4g [%.3g-%.3g]", med, lo, hi);
+            printf(" | %-26s", cell);
+            if (csv)
+                fprintf(csv, "\"%s\",%s,%g,%g,%g,%g,%g,%g\n", scenario.c_str(), n, med, lo, hi, p99, cpu, csw);
+            if (!strcmp(n, Rsem::name)) {
+                ours = med;
+            } else if (std::isnan(best_peer) || (higher_is_better ? med > best_peer : med < best_peer)) {
+                best_peer = med;
+            }
+        }
+        // Ratio as "cost": for throughput, best/ours (below 1 means rsem is faster).
+        double ratio = higher_is_better ? best_peer / ours : ours / best_peer;
+        if (overshoot_row) {
+            // Overshoot compares the median against glibc's.
+            ratio = percentile(results[scenario][Rsem::name].values, 0.5) /
+                    percentile(results[scenario][PosixSem::name].values, 0.5);
+            printf(" | %.2fx glibc (p99 %.2fx)\n", ratio,
+                   percentile(results[scenario][Rsem::name].values, 0.99) /
+                       percentile(results[scenario][PosixSem::name].values, 0.99));
+        } else {
+            printf(" | %.2fx\n", ratio);
+        }
+    }
+    printf("\nratio: rsem's time (or best peer's throughput / rsem's) divided by the best peer's; "
+           "below 1.00 rsem is faster. cpu = CPU ns per operation (all threads).\n");
+    printf("context switches per op (median):\n");
+    for (auto &scenario : scenario_order) {
+        if (scenario.find("ops/s") == std::string::npos && scenario.find("ping") == std::string::npos)
+            continue;
+        printf("  %-44s", scenario.c_str());
+        for (auto *n : impl_names) printf(" %s %.3f;", n, percentile(results[scenario][n].csw, 0.5));
+        printf("\n");
+    }
+    if (csv) fclose(csv);
+    return 0;
+}
