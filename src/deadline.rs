@@ -69,8 +69,12 @@ fn epoch() -> Instant {
 /// The monotonic clock that absolute deadlines use, in nanoseconds since an
 /// arbitrary origin fixed for the life of the process (never negative).
 pub fn clock_ns() -> i64 {
-    let since = Instant::now().saturating_duration_since(epoch());
-    i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
+    i64::try_from(nanos(Instant::now())).unwrap_or(i64::MAX)
+}
+
+/// `at` in nanoseconds on the same clock as `clock_ns` (0 before its origin).
+pub(crate) fn nanos(at: Instant) -> u64 {
+    u64::try_from(at.saturating_duration_since(epoch()).as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Converts an absolute deadline on `clock_ns`.

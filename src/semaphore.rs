@@ -43,7 +43,11 @@
 //!     waiter owns them. If such a waiter does not fit, the walk stops there
 //!     and `HANDOFF` is set: running threads stop taking permits until it is
 //!     served. This bounds how long any waiter, multi-permit ones included,
-//!     can be overtaken.
+//!     can be overtaken. In the default mode such fairness handoffs are
+//!     rate-limited to one per [`FAIR_INTERVAL`] (as parking_lot's eventual
+//!     fairness): under constant contention every queued thread is soon
+//!     "starving", and serving them all by handoff would turn the semaphore
+//!     into a convoy of sleeping threads.
 //! - A waiter that times out was dequeued under the lock before anyone could
 //!   hand it anything, so it never swallows a permit; if it held others back
 //!   (FIFO head, starving), it dispatches again on its way out.
@@ -83,6 +87,9 @@ pub(crate) const FAIR_AFTER: Duration = Duration::from_millis(1);
 /// triggers there (FIFO models cover the strict path).
 #[cfg(loom)]
 pub(crate) const FAIR_AFTER: Duration = Duration::MAX;
+
+/// In the default mode, the least time between two fairness handoffs.
+pub(crate) const FAIR_INTERVAL: Duration = Duration::from_millis(1);
 
 /// How long an acquirer spins, while nobody is queued, before it parks.
 #[cfg(not(loom))]
@@ -134,6 +141,10 @@ pub struct Semaphore {
     /// thread when it runs. Dispatch wakes no more threads than the count
     /// minus this can satisfy.
     promised: AtomicU64,
+    /// Default mode: the earliest time (ns on `deadline::nanos`) at which
+    /// the next fairness handoff may happen. Read and written under the
+    /// bucket lock.
+    next_fair: AtomicU64,
     max: u64,
     fifo: bool,
 }
@@ -151,6 +162,7 @@ impl Semaphore {
             state: AtomicU64::new(value),
             waiters: AtomicU64::new(0),
             promised: AtomicU64::new(0),
+            next_fair: AtomicU64::new(0),
             max,
             fifo,
         })
@@ -399,10 +411,14 @@ impl Semaphore {
     #[cold]
     fn dispatch(&self, released: u64) -> Result<(), ReleaseError> {
         let now = Instant::now();
+        let now_ns = crate::deadline::nanos(now);
         // Shared by the filter and the callback (both run under the lock).
         let result = Cell::new(Ok(()));
         let visited_any = Cell::new(false);
-        // Serve strictly in order from the start (FIFO, or a starving head)?
+        // May a starving waiter be served by handoff now (default mode)?
+        let fair_due = Cell::new(now_ns >= self.next_fair.load(Relaxed));
+        // Serve in strict arrival order by handoff: FIFO mode, or a waiter
+        // is being held for (`HANDOFF` set by an earlier dispatch).
         let strict = Cell::new(self.fifo);
         // Permits not yet promised to woken threads, for waking.
         let budget = Cell::new(0u64);
@@ -418,12 +434,9 @@ impl Semaphore {
             // mutable parts are atomics, written by dispatchers under this
             // same lock (and by the owner only while it is not queued).
             let waiter = unsafe { &*core::ptr::with_exposed_provenance::<WaitRecord>(token.0) };
-            let starving = waiter.starving(now);
             if !visited_any.replace(true) {
-                // `waiter` is the oldest waiter.
-                let state = self.state.load(Relaxed);
-                strict.set(strict.get() || state & HANDOFF != 0 || starving);
-                match self.publish(released, strict.get()) {
+                strict.set(strict.get() || self.state.load(Relaxed) & HANDOFF != 0);
+                match self.publish(released) {
                     Ok(count) => {
                         budget.set(count.saturating_sub(self.promised.load(Relaxed)));
                     }
@@ -433,14 +446,23 @@ impl Semaphore {
                     }
                 }
             }
+            let starving = fair_due.get() && waiter.starving(now);
             if strict.get() || starving {
-                // Hand the permits over, or hold everyone behind back.
+                // Hand the permits over, or stop here.
                 if self.take_for_waiter(waiter.n).is_ok() {
                     budget.set(budget.get().saturating_sub(waiter.n));
                     waiter.handed.store(true, Release);
+                    if starving && !self.fifo {
+                        // One fairness handoff per interval.
+                        fair_due.set(false);
+                        let next = now_ns.saturating_add(FAIR_INTERVAL.as_nanos() as u64);
+                        self.next_fair.store(next, Relaxed);
+                    }
                     return FilterOp::Unpark;
                 }
-                hold_back.set(true);
+                // A FIFO or starving waiter holds everyone behind it back
+                // (and running threads too, via `HANDOFF`) until it fits.
+                hold_back.set(self.fifo || starving);
                 waiter.passed_over.store(true, Relaxed);
                 return FilterOp::Stop;
             }
@@ -477,20 +499,15 @@ impl Semaphore {
         result.get()
     }
 
-    /// Under the bucket lock: adds `n` permits to the count (and sets
-    /// `HANDOFF` when `strict`), unless that would pass `max`. Returns the
-    /// new count.
-    fn publish(&self, n: u64, strict: bool) -> Result<u64, ReleaseError> {
-        let handoff = if strict { HANDOFF } else { 0 };
+    /// Under the bucket lock: adds `n` permits to the count, unless that
+    /// would pass `max`. Returns the new count.
+    fn publish(&self, n: u64) -> Result<u64, ReleaseError> {
         let mut s = self.state.load(Relaxed);
         loop {
             if n > self.max - (s & COUNT_MASK) {
                 return Err(ReleaseError::Overflow);
             }
-            match self
-                .state
-                .compare_exchange_weak(s, (s + n) | handoff, AcqRel, Relaxed)
-            {
+            match self.state.compare_exchange_weak(s, s + n, AcqRel, Relaxed) {
                 Ok(_) => return Ok((s & COUNT_MASK) + n),
                 Err(now) => s = now,
             }
