@@ -31,6 +31,9 @@ const PROGRAMS: &[&str] = &[
     "wakeups",
 ];
 
+/// Every C++ program in `c_tests/cxx/` (tests of include/rsem.hpp, C++20).
+const CXX_PROGRAMS: &[&str] = &["interface", "stress"];
+
 /// What the static library needs from the system (from
 /// `rustc --print native-static-libs` on Linux).
 const STATIC_SYSTEM_LIBS: &[&str] = &["-lpthread", "-ldl", "-lm", "-lrt", "-lutil"];
@@ -86,14 +89,30 @@ enum Link {
     Shared,
 }
 
-/// Compiles `c_tests/<name>.c` (as C, or as C++ with `cpp`) and links it.
-fn compile(name: &str, link: Link, cpp: bool) -> PathBuf {
+/// How a test program is compiled.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Lang {
+    /// `c_tests/<name>.c` as C.
+    C,
+    /// `c_tests/<name>.c` compiled as C++11 (the header's C++ guards).
+    CAsCxx,
+    /// `c_tests/cxx/<name>.cpp` as C++20.
+    Cxx,
+}
+
+/// Compiles a test program and links it against one of the libraries.
+fn compile(name: &str, link: Link, lang: Lang) -> PathBuf {
+    let cpp = lang != Lang::C;
     let out_dir = root().join("target").join("c-tests");
     std::fs::create_dir_all(&out_dir).unwrap();
     let sanitizer = std::env::var("RSEM_C_SANITIZE").unwrap_or_default();
     let exe = out_dir.join(format!(
         "{name}-{sanitizer}{}{}",
-        if cpp { "cxx-" } else { "" },
+        match lang {
+            Lang::C => "",
+            Lang::CAsCxx => "as-cxx-",
+            Lang::Cxx => "cxx-",
+        },
         match link {
             Link::Static => "static",
             Link::Shared => "shared",
@@ -101,13 +120,19 @@ fn compile(name: &str, link: Link, cpp: bool) -> PathBuf {
     ));
     let lib_dir = library_dir();
     let mut cmd = compiler(cpp).to_command();
-    if cpp {
-        cmd.args(["-x", "c++", "-std=c++11"]);
-    } else if name == "posix_coexist" {
-        cmd.arg("-std=c99");
-    } else {
-        cmd.arg("-std=c11");
-    }
+    let source = match lang {
+        Lang::Cxx => root()
+            .join("c_tests")
+            .join("cxx")
+            .join(format!("{name}.cpp")),
+        _ => root().join("c_tests").join(format!("{name}.c")),
+    };
+    match lang {
+        Lang::CAsCxx => cmd.args(["-x", "c++", "-std=c++11"]),
+        Lang::Cxx => cmd.arg("-std=c++20"),
+        Lang::C if name == "posix_coexist" => cmd.arg("-std=c99"),
+        Lang::C => cmd.arg("-std=c11"),
+    };
     if let Ok(sanitizer) = std::env::var("RSEM_C_SANITIZE") {
         cmd.arg(format!("-fsanitize={sanitizer}"))
             .arg("-fno-omit-frame-pointer");
@@ -115,10 +140,10 @@ fn compile(name: &str, link: Link, cpp: bool) -> PathBuf {
     cmd.args(["-Wall", "-Wextra", "-Werror", "-pedantic", "-pthread"])
         .arg("-I")
         .arg(root().join("include"))
-        .arg(root().join("c_tests").join(format!("{name}.c")))
+        .arg(source)
         .arg("-o")
         .arg(&exe);
-    if cpp {
+    if lang == Lang::CAsCxx {
         // Back to linking objects/libraries as such after `-x c++`.
         cmd.args(["-x", "none"]);
     }
@@ -164,8 +189,12 @@ fn run(exe: &Path) -> Output {
 
 /// Compiles `name` against both libraries and checks that each run passes.
 fn check(name: &str) {
+    check_as(name, Lang::C);
+}
+
+fn check_as(name: &str, lang: Lang) {
     for link in [Link::Static, Link::Shared] {
-        let exe = compile(name, link, false);
+        let exe = compile(name, link, lang);
         let output = run(&exe);
         let stdout = String::from_utf8_lossy(&output.stdout);
         print!("[{name} {link:?}] {stdout}");
@@ -193,6 +222,25 @@ fn every_c_program_has_a_test() {
         .collect();
     found.sort();
     assert_eq!(found, PROGRAMS);
+    let mut found: Vec<String> = std::fs::read_dir(root().join("c_tests").join("cxx"))
+        .unwrap()
+        .filter_map(|e| {
+            let path = e.unwrap().path();
+            (path.extension()? == "cpp").then(|| path.file_stem().unwrap().to_string_lossy().into())
+        })
+        .collect();
+    found.sort();
+    assert_eq!(found, CXX_PROGRAMS);
+}
+
+#[test]
+fn cxx_interface() {
+    check_as("interface", Lang::Cxx);
+}
+
+#[test]
+fn cxx_stress() {
+    check_as("stress", Lang::Cxx);
 }
 
 #[test]
@@ -233,7 +281,7 @@ fn posix_coexist() {
 #[test]
 fn posix_coexist_as_cxx() {
     for link in [Link::Static, Link::Shared] {
-        let exe = compile("posix_coexist", link, true);
+        let exe = compile("posix_coexist", link, Lang::CAsCxx);
         let output = run(&exe);
         assert!(
             output.status.success(),
