@@ -133,7 +133,20 @@ impl WaitRecord {
 #[repr(align(64))]
 #[derive(Debug)]
 pub struct Semaphore {
+    /// The state word (table above), beside the read-only parameters that
+    /// every fast path reads with it: one cache line holds all three.
     state: AtomicU64,
+    max: u64,
+    fifo: bool,
+    /// Counters of the slow paths, on their own cache line so that parking
+    /// threads do not invalidate the line the fast paths use.
+    slow: SlowCounters,
+}
+
+/// The slow paths' counters (see `Semaphore::slow`).
+#[repr(align(64))]
+#[derive(Debug)]
+struct SlowCounters {
     /// Threads queued in an acquire right now (a statistic, not a lock word).
     waiters: AtomicU64,
     /// Permits that woken, not yet running waiters were told they may find:
@@ -145,8 +158,6 @@ pub struct Semaphore {
     /// the next fairness handoff may happen. Read and written under the
     /// bucket lock.
     next_fair: AtomicU64,
-    max: u64,
-    fifo: bool,
 }
 
 impl Semaphore {
@@ -160,11 +171,13 @@ impl Semaphore {
         }
         Some(Semaphore {
             state: AtomicU64::new(value),
-            waiters: AtomicU64::new(0),
-            promised: AtomicU64::new(0),
-            next_fair: AtomicU64::new(0),
             max,
             fifo,
+            slow: SlowCounters {
+                waiters: AtomicU64::new(0),
+                promised: AtomicU64::new(0),
+                next_fair: AtomicU64::new(0),
+            },
         })
     }
 
@@ -185,7 +198,7 @@ impl Semaphore {
 
     /// Threads blocked in an acquire right now (a snapshot).
     pub fn waiters(&self) -> u64 {
-        self.waiters.load(Relaxed)
+        self.slow.waiters.load(Relaxed)
     }
 
     /// The parking key: this semaphore's address.
@@ -286,16 +299,16 @@ impl Semaphore {
                 unsafe { parking::park(self.key(), validate, || {}, timed_out, token, deadline) };
             match result {
                 ParkResult::Unparked(TOKEN_CLOSED) => {
-                    self.waiters.fetch_sub(1, Relaxed);
+                    self.slow.waiters.fetch_sub(1, Relaxed);
                     return Err(AcquireError::Closed);
                 }
                 ParkResult::Unparked(_) => {
-                    self.waiters.fetch_sub(1, Relaxed);
+                    self.slow.waiters.fetch_sub(1, Relaxed);
                     if record.handed.load(Acquire) {
                         return Ok(());
                     }
                     // Woken to compete for permits promised to us.
-                    self.promised.fetch_sub(n, Relaxed);
+                    self.slow.promised.fetch_sub(n, Relaxed);
                     match self.try_acquire(n) {
                         Err(AcquireError::TimedOut) => {
                             // A running thread was faster. Pass the wake-up
@@ -314,7 +327,7 @@ impl Semaphore {
                 // The permits became free before we could queue: retry.
                 ParkResult::Invalid => {}
                 ParkResult::TimedOut => {
-                    self.waiters.fetch_sub(1, Relaxed);
+                    self.slow.waiters.fetch_sub(1, Relaxed);
                     // Waiters behind us may fit now that we no longer hold
                     // them back (FIFO or a starving head): serve them.
                     if !was_last && self.value() > 0 {
@@ -377,7 +390,7 @@ impl Semaphore {
                 Err(now) => s = now,
             }
         }
-        self.waiters.fetch_add(1, Relaxed);
+        self.slow.waiters.fetch_add(1, Relaxed);
         true
     }
 
@@ -416,7 +429,7 @@ impl Semaphore {
         let result = Cell::new(Ok(()));
         let visited_any = Cell::new(false);
         // May a starving waiter be served by handoff now (default mode)?
-        let fair_due = Cell::new(now_ns >= self.next_fair.load(Relaxed));
+        let fair_due = Cell::new(now_ns >= self.slow.next_fair.load(Relaxed));
         // Serve in strict arrival order by handoff: FIFO mode, or a waiter
         // is being held for (`HANDOFF` set by an earlier dispatch).
         let strict = Cell::new(self.fifo);
@@ -438,7 +451,7 @@ impl Semaphore {
                 strict.set(strict.get() || self.state.load(Relaxed) & HANDOFF != 0);
                 match self.publish(released) {
                     Ok(count) => {
-                        budget.set(count.saturating_sub(self.promised.load(Relaxed)));
+                        budget.set(count.saturating_sub(self.slow.promised.load(Relaxed)));
                     }
                     Err(e) => {
                         result.set(Err(e));
@@ -456,7 +469,7 @@ impl Semaphore {
                         // One fairness handoff per interval.
                         fair_due.set(false);
                         let next = now_ns.saturating_add(FAIR_INTERVAL.as_nanos() as u64);
-                        self.next_fair.store(next, Relaxed);
+                        self.slow.next_fair.store(next, Relaxed);
                     }
                     return FilterOp::Unpark;
                 }
@@ -468,7 +481,7 @@ impl Semaphore {
             }
             if waiter.n <= budget.get() {
                 budget.set(budget.get() - waiter.n);
-                self.promised.fetch_add(waiter.n, Relaxed);
+                self.slow.promised.fetch_add(waiter.n, Relaxed);
                 return FilterOp::Unpark;
             }
             waiter.passed_over.store(true, Relaxed);
