@@ -14,8 +14,8 @@ use crate::errno::set_errno;
 use crate::panic::guard;
 use crate::semaphore::Semaphore;
 use crate::status::{
-    KNOWN_FLAGS, SEM_COUNT_MAX, SEM_EINVAL, SEM_EOVERFLOW, SEM_FIFO, SEM_OK, acquire_code,
-    release_code,
+    AcquireError, KNOWN_FLAGS, SEM_COUNT_MAX, SEM_EINVAL, SEM_EOVERFLOW, SEM_FIFO, SEM_OK,
+    acquire_code, release_code,
 };
 
 /// Allocates a semaphore; NULL with errno `ENOMEM` if memory ran out.
@@ -168,15 +168,9 @@ pub unsafe extern "C" fn sem_free(sem: *mut Semaphore) {
 pub unsafe extern "C" fn sem_acquire(sem: *mut Semaphore) -> c_int {
     // SAFETY: `sem` is NULL or live, by the caller's contract.
     unsafe {
-        with(
-            "sem_acquire",
-            sem,
-            SEM_EINVAL,
-            |s| match permits_to_acquire(s, 1) {
-                Some(n) => acquire_code(s.acquire(n, Wait::Forever)),
-                None => SEM_EINVAL,
-            },
-        )
+        with("sem_acquire", sem, SEM_EINVAL, |s| {
+            acquire_one(s, Wait::Forever)
+        })
     }
 }
 
@@ -197,15 +191,9 @@ pub unsafe extern "C" fn sem_acquire(sem: *mut Semaphore) -> c_int {
 pub unsafe extern "C" fn sem_try_acquire(sem: *mut Semaphore) -> c_int {
     // SAFETY: `sem` is NULL or live, by the caller's contract.
     unsafe {
-        with(
-            "sem_try_acquire",
-            sem,
-            SEM_EINVAL,
-            |s| match permits_to_acquire(s, 1) {
-                Some(n) => acquire_code(s.try_acquire(n)),
-                None => SEM_EINVAL,
-            },
-        )
+        with("sem_try_acquire", sem, SEM_EINVAL, |s| {
+            acquire_one(s, Wait::Never)
+        })
     }
 }
 
@@ -307,6 +295,19 @@ pub unsafe extern "C" fn sem_acquire_until(sem: *mut Semaphore, n: i64, deadline
                 None => SEM_EINVAL,
             },
         )
+    }
+}
+
+/// One permit, fast path first: the argument check (a semaphore whose
+/// maximum is 0 can never hold a permit) is only needed when no permit was
+/// free, since such a semaphore never has one.
+#[inline(always)]
+fn acquire_one(s: &Semaphore, wait: Wait) -> c_int {
+    match s.try_acquire(1) {
+        Ok(()) => SEM_OK,
+        Err(_) if s.max() == 0 => SEM_EINVAL,
+        Err(AcquireError::TimedOut) if wait != Wait::Never => acquire_code(s.acquire_slow(1, wait)),
+        Err(e) => e.code(),
     }
 }
 

@@ -214,11 +214,14 @@ impl Semaphore {
         debug_assert!(n >= 1);
         let mut s = self.state.load(Relaxed);
         loop {
-            if s & CLOSED != 0 {
-                return Err(AcquireError::Closed);
-            }
-            if s & HANDOFF != 0 || s & COUNT_MASK < n {
-                return Err(AcquireError::TimedOut);
+            // One test for the common case: open, nobody has priority, and
+            // enough permits.
+            if s & (CLOSED | HANDOFF) != 0 || s & COUNT_MASK < n {
+                return Err(if s & CLOSED != 0 {
+                    AcquireError::Closed
+                } else {
+                    AcquireError::TimedOut
+                });
             }
             // AcqRel, not just Acquire: a woken waiter subtracts its promise
             // before this; the release half makes that subtraction visible
@@ -243,8 +246,10 @@ impl Semaphore {
         }
     }
 
+    /// The blocking part of `acquire`, for callers that already tried
+    /// `try_acquire` and found it `TimedOut`.
     #[cold]
-    fn acquire_slow(&self, n: u64, wait: Wait) -> Result<(), AcquireError> {
+    pub fn acquire_slow(&self, n: u64, wait: Wait) -> Result<(), AcquireError> {
         debug_assert!(n <= self.max);
         let deadline = match wait {
             Wait::Never => return self.try_acquire(n),
