@@ -31,6 +31,16 @@ fn timed() -> Wait {
     Wait::Until(Instant::now())
 }
 
+/// A thread that acquires `n` permits of `s`, waiting as `wait` allows.
+fn spawn_acquire(
+    s: &Arc<Semaphore>,
+    n: u64,
+    wait: Wait,
+) -> thread::JoinHandle<Result<(), AcquireError>> {
+    let s = s.clone();
+    thread::spawn(move || s.acquire(n, wait))
+}
+
 /// Plays the clock for `s`: at some point, every deadline passes.
 fn clock(s: &Arc<Semaphore>) -> thread::JoinHandle<()> {
     let s = s.clone();
@@ -41,8 +51,7 @@ fn clock(s: &Arc<Semaphore>) -> thread::JoinHandle<()> {
 fn release_wakes_a_blocked_acquirer() {
     model(|| {
         let s = sem(0, 4, false);
-        let s2 = s.clone();
-        let t = thread::spawn(move || s2.acquire(1, Wait::Forever));
+        let t = spawn_acquire(&s, 1, Wait::Forever);
         s.release(1).unwrap();
         assert_eq!(t.join().unwrap(), Ok(()));
         assert_eq!(s.value(), 0);
@@ -56,10 +65,7 @@ fn two_waiters_two_single_releases() {
     model(|| {
         let s = sem(0, 4, false);
         let ts: Vec<_> = (0..2)
-            .map(|_| {
-                let s = s.clone();
-                thread::spawn(move || s.acquire(1, Wait::Forever))
-            })
+            .map(|_| spawn_acquire(&s, 1, Wait::Forever))
             .collect();
         s.release(1).unwrap();
         s.release(1).unwrap();
@@ -90,8 +96,7 @@ fn try_acquire_racing_release() {
 fn timeout_racing_release_never_swallows_the_permit() {
     model(|| {
         let s = sem(0, 4, false);
-        let s2 = s.clone();
-        let waiter = thread::spawn(move || s2.acquire(1, timed()));
+        let waiter = spawn_acquire(&s, 1, timed());
         let s3 = s.clone();
         let releaser = thread::spawn(move || s3.release(1).unwrap());
         s.fire_timeouts();
@@ -112,10 +117,8 @@ fn timed_out_waiter_passes_the_permit_on() {
     // one does, the unlimited one must not be left asleep with a free permit.
     model(|| {
         let s = sem(0, 4, false);
-        let s1 = s.clone();
-        let timed_waiter = thread::spawn(move || s1.acquire(1, timed()));
-        let s2 = s.clone();
-        let waiter = thread::spawn(move || s2.acquire(1, Wait::Forever));
+        let timed_waiter = spawn_acquire(&s, 1, timed());
+        let waiter = spawn_acquire(&s, 1, Wait::Forever);
         let tick = clock(&s);
         s.release(1).unwrap();
         let r = timed_waiter.join().unwrap();
@@ -136,10 +139,7 @@ fn release_n_serves_multi_permit_waiters() {
         let s = sem(0, 4, false);
         let ts: Vec<_> = [2u64, 1]
             .into_iter()
-            .map(|n| {
-                let s = s.clone();
-                thread::spawn(move || s.acquire(n, Wait::Forever))
-            })
+            .map(|n| spawn_acquire(&s, n, Wait::Forever))
             .collect();
         s.release(3).unwrap();
         for t in ts {
@@ -155,10 +155,8 @@ fn fifo_head_timing_out_releases_the_next_waiter() {
     // needs 1 and must then be served from the permit that was held back.
     model(|| {
         let s = sem(0, 4, true);
-        let s1 = s.clone();
-        let head = thread::spawn(move || s1.acquire(2, timed()));
-        let s2 = s.clone();
-        let behind = thread::spawn(move || s2.acquire(1, Wait::Forever));
+        let head = spawn_acquire(&s, 2, timed());
+        let behind = spawn_acquire(&s, 1, Wait::Forever);
         let tick = clock(&s);
         s.release(1).unwrap();
         let r = head.join().unwrap();
@@ -175,10 +173,7 @@ fn shutdown_wakes_blocked_acquirers() {
         let s = sem(0, 4, false);
         let ts: Vec<_> = [1u64, 2]
             .into_iter()
-            .map(|n| {
-                let s = s.clone();
-                thread::spawn(move || s.acquire(n, Wait::Forever))
-            })
+            .map(|n| spawn_acquire(&s, n, Wait::Forever))
             .collect();
         s.shutdown();
         for t in ts {
@@ -194,8 +189,7 @@ fn shutdown_wakes_blocked_acquirers() {
 fn shutdown_racing_release_conserves_permits() {
     model(|| {
         let s = sem(0, 4, false);
-        let s1 = s.clone();
-        let waiter = thread::spawn(move || s1.acquire(1, Wait::Forever));
+        let waiter = spawn_acquire(&s, 1, Wait::Forever);
         let s2 = s.clone();
         let closer = thread::spawn(move || s2.shutdown());
         s.release(1).unwrap();
@@ -227,10 +221,7 @@ fn woken_waiter_overtaken_by_a_running_thread_passes_the_wake_up_on() {
     model(|| {
         let s = sem(0, 4, false);
         let ts: Vec<_> = (0..2)
-            .map(|_| {
-                let s = s.clone();
-                thread::spawn(move || s.acquire(1, Wait::Forever))
-            })
+            .map(|_| spawn_acquire(&s, 1, Wait::Forever))
             .collect();
         let b = barger(&s);
         s.release(2).unwrap();
@@ -246,8 +237,7 @@ fn woken_waiter_overtaken_by_a_running_thread_passes_the_wake_up_on() {
 fn multi_permit_waiter_beside_a_running_thread() {
     model(|| {
         let s = sem(0, 4, false);
-        let s1 = s.clone();
-        let waiter = thread::spawn(move || s1.acquire(2, Wait::Forever));
+        let waiter = spawn_acquire(&s, 2, Wait::Forever);
         let b = barger(&s);
         s.release(1).unwrap();
         s.release(1).unwrap();
@@ -265,10 +255,8 @@ fn woken_waiter_that_loses_its_permits_wakes_the_next_one() {
     // permit that is left, with no further release.
     model(|| {
         let s = sem(0, 4, false);
-        let s1 = s.clone();
-        let big = thread::spawn(move || s1.acquire(2, Wait::Forever));
-        let s2 = s.clone();
-        let small = thread::spawn(move || s2.acquire(1, Wait::Forever));
+        let big = spawn_acquire(&s, 2, Wait::Forever);
+        let small = spawn_acquire(&s, 1, Wait::Forever);
         let s3 = s.clone();
         let taker = thread::spawn(move || s3.try_acquire(1).is_ok());
         s.release(2).unwrap();
