@@ -317,7 +317,9 @@ fn permits_to_acquire(s: &Semaphore, n: i64) -> Option<u64> {
 }
 
 /// Releases one permit, like Python's `release()`: if threads are blocked,
-/// the permit is handed to exactly one of them.
+/// exactly one of those it can satisfy is woken (in FIFO mode, or for a
+/// waiter that has been overtaken for over a millisecond, the permit is
+/// handed to it directly).
 ///
 /// Returns `SEM_OK`; `SEM_EOVERFLOW` if the count would pass the semaphore's
 /// maximum (for a bounded semaphore its initial value, otherwise
