@@ -14,7 +14,10 @@ static void *spinner(void *arg) {
     volatile unsigned work = 0;
     while (!atomic_load(&stop)) {
         CHECK_EQ(sem_acquire(sem), SEM_OK);
-        for (int i = 0; i < 200; i++) work++; /* a little work inside */
+        /* A few microseconds of work inside: with 3 such loops on 2 permits,
+         * both permits are rarely free at once, so a 2-permit waiter is
+         * served only through the fairness handoff (after ~1 ms). */
+        for (int i = 0; i < 4000; i++) work++;
         CHECK_EQ(sem_release(sem), SEM_OK);
     }
     return NULL;
