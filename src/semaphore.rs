@@ -79,6 +79,14 @@ const PARKED: u64 = 1 << 60;
 const HANDOFF: u64 = 1 << 61;
 const CLOSED: u64 = 1 << 62;
 
+/// Whether, in state `s`, an acquirer may take `n` permits itself: enough
+/// are free and no queued waiter has priority. (`CLOSED` is checked apart,
+/// because it ends the acquire instead of making it wait.)
+#[inline]
+fn may_take(s: u64, n: u64) -> bool {
+    s & HANDOFF == 0 && s & COUNT_MASK >= n
+}
+
 /// How long the oldest waiter may be overtaken in the default mode before
 /// releases serve it strictly first.
 #[cfg(not(loom))]
@@ -268,7 +276,7 @@ impl Semaphore {
             if s & CLOSED != 0 {
                 return Err(AcquireError::Closed);
             }
-            if s & HANDOFF == 0 && s & COUNT_MASK >= n {
+            if may_take(s, n) {
                 match self.try_acquire(n) {
                     Err(AcquireError::TimedOut) => continue,
                     result => return result,
@@ -357,7 +365,7 @@ impl Semaphore {
             // Check the clock only every few dozen spins.
             for _ in 0..32 {
                 let s = self.state.load(Relaxed);
-                if s & CLOSED != 0 || (s & HANDOFF == 0 && s & COUNT_MASK >= n) {
+                if s & CLOSED != 0 || may_take(s, n) {
                     return true;
                 }
                 if s & PARKED != 0 {
@@ -380,7 +388,7 @@ impl Semaphore {
                 *closed = true;
                 return false;
             }
-            if s & HANDOFF == 0 && s & COUNT_MASK >= n {
+            if may_take(s, n) {
                 return false;
             }
             let flags = if self.fifo { PARKED | HANDOFF } else { PARKED };
