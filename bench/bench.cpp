@@ -6,7 +6,8 @@
 // Every scenario runs for every implementation, interleaved, for several
 // rounds; medians are reported with min-max, and the ratio rsem/best peer.
 //
-// Usage: bench [--quick] [--csv FILE]     (run it through scripts/bench)
+// Usage: bench [--quick] [--csv FILE] [--only SUBSTRING] [--rounds N]
+//        (run it through scripts/bench; extra arguments are passed on)
 #include <semaphore.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -271,7 +272,14 @@ static std::map<std::string, std::map<std::string, Series>> results;
 static std::vector<std::string> scenario_order;
 static const char *impl_names[] = {PosixSem::name, StdSem::name, CondvarSem::name, Rsem::name};
 
-static void record(const std::string &scenario, const char *impl, Sample s) {
+// --only SUBSTRING: run just the scenarios whose name contains it.
+static const char *only = nullptr;
+
+// Runs `measure` and records its sample, unless --only leaves the scenario out.
+template <class F>
+static void record(const std::string &scenario, const char *impl, F measure) {
+    if (only && scenario.find(only) == std::string::npos) return;
+    Sample s = measure();
     if (results.find(scenario) == results.end()) scenario_order.push_back(scenario);
     Series &r = results[scenario][impl];
     r.values.push_back(s.value);
@@ -280,22 +288,22 @@ static void record(const std::string &scenario, const char *impl, Sample s) {
 }
 
 template <class S>
-static void run_round(int round) {
-    record("uncontended pair, count 1 (ns)", S::name, uncontended<S>(1));
-    record("uncontended pair, count 2 (ns)", S::name, uncontended<S>(2));
-    record("failing try_acquire (ns)", S::name, failing_try<S>());
-    record("ping-pong round trip (ns)", S::name, ping_pong<S>());
+static void run_round() {
+    record("uncontended pair, count 1 (ns)", S::name, [] { return uncontended<S>(1); });
+    record("uncontended pair, count 2 (ns)", S::name, [] { return uncontended<S>(2); });
+    record("failing try_acquire (ns)", S::name, [] { return failing_try<S>(); });
+    record("ping-pong round trip (ns)", S::name, [] { return ping_pong<S>(); });
     for (int threads : {2, 4, 8, 16})
         for (long permits : {1L, 4L})
             record("contended " + std::to_string(threads) + " threads, " +
                        std::to_string(permits) + " permit(s) (ops/s)",
-                   S::name, contended<S>(threads, permits));
-    record("release(8) wakes 8 sleepers (us)", S::name, wake_n<S>(8));
+                   S::name, [=] { return contended<S>(threads, permits); });
+    record("release(8) wakes 8 sleepers (us)", S::name, [] { return wake_n<S>(8); });
     int samples = quick ? 2 : 20;
-    for (int i = 0; i < samples; i++) record("1 ms timeout overshoot (us)", S::name, overshoot<S>(0.001));
+    for (int i = 0; i < samples; i++)
+        record("1 ms timeout overshoot (us)", S::name, [] { return overshoot<S>(0.001); });
     for (int i = 0; i < (quick ? 1 : 5); i++)
-        record("10 ms timeout overshoot (us)", S::name, overshoot<S>(0.010));
-    (void)round;
+        record("10 ms timeout overshoot (us)", S::name, [] { return overshoot<S>(0.010); });
 }
 
 static double percentile(std::vector<double> v, double p) {
@@ -307,18 +315,30 @@ static double percentile(std::vector<double> v, double p) {
 
 int main(int argc, char **argv) {
     const char *csv_path = nullptr;
+    int rounds = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = true;
         else if (!strcmp(argv[i], "--csv") && i + 1 < argc) csv_path = argv[++i];
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
+        else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = std::max(1, atoi(argv[++i]));
+        else {
+            fprintf(stderr, "usage: bench [--quick] [--csv FILE] [--only SUBSTRING] [--rounds N]\n");
+            return 2;
+        }
     }
-    int rounds = quick ? 1 : 7;
+    if (rounds == 0) rounds = quick ? 1 : 7;
+    // glibc runs a process that never started a thread with single-thread
+    // shortcuts (mutexes without locked instructions): that would flatter
+    // whichever implementation runs before the first thread is created. A
+    // semaphore lives in a threaded process, so make this one threaded now.
+    std::thread([] {}).join();
     printf("rsem benchmark: %d round(s), %u hardware threads%s\n", rounds,
            std::thread::hardware_concurrency(), quick ? " (quick mode: not for figures)" : "");
     for (int r = 0; r < rounds; r++) {
         // Interleave: every implementation once per round, rotating who goes first.
         std::vector<std::function<void()>> runs = {
-            [&] { run_round<PosixSem>(r); }, [&] { run_round<StdSem>(r); },
-            [&] { run_round<CondvarSem>(r); }, [&] { run_round<Rsem>(r); }};
+            [] { run_round<PosixSem>(); }, [] { run_round<StdSem>(); },
+            [] { run_round<CondvarSem>(); }, [] { run_round<Rsem>(); }};
         for (size_t k = 0; k < runs.size(); k++) runs[(k + r) % runs.size()]();
         fprintf(stderr, "round %d/%d done\n", r + 1, rounds);
     }
