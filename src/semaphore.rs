@@ -138,17 +138,30 @@ impl WaitRecord {
 ///
 /// The count is always the initial value plus the permits released minus the
 /// permits acquired; it never exceeds `max`.
-#[repr(align(64))]
+//
+// (Not in the header, which cbindgen writes from the doc comment above.)
+// Three cache lines: the state word alone (every fast path writes it), the
+// read-only parameters (so that reading `max` in `release` never waits for
+// the contended state line a second time: measured 150-180 ns against 133 ns
+// per operation with 2 threads on 4 permits), and the slow paths' counters
+// (so that parking threads invalidate neither of the others).
+#[repr(C, align(64))]
 #[derive(Debug)]
 pub struct Semaphore {
-    /// The state word (table above), beside the read-only parameters that
-    /// every fast path reads with it: one cache line holds all three.
+    /// The state word (table above).
     state: AtomicU64,
-    max: u64,
-    fifo: bool,
-    /// Counters of the slow paths, on their own cache line so that parking
-    /// threads do not invalidate the line the fast paths use.
+    params: Params,
     slow: SlowCounters,
+}
+
+/// A semaphore's parameters, fixed at creation (see `Semaphore`).
+#[repr(align(64))]
+#[derive(Debug)]
+struct Params {
+    /// The largest count this semaphore accepts.
+    max: u64,
+    /// Serve blocked acquirers strictly in arrival order.
+    fifo: bool,
 }
 
 /// The slow paths' counters (see `Semaphore::slow`).
@@ -179,8 +192,7 @@ impl Semaphore {
         }
         Some(Semaphore {
             state: AtomicU64::new(value),
-            max,
-            fifo,
+            params: Params { max, fifo },
             slow: SlowCounters {
                 waiters: AtomicU64::new(0),
                 promised: AtomicU64::new(0),
@@ -196,12 +208,12 @@ impl Semaphore {
 
     /// The largest count this semaphore accepts.
     pub fn max(&self) -> u64 {
-        self.max
+        self.params.max
     }
 
     /// Whether blocked acquirers are served strictly in arrival order.
     pub fn is_fifo(&self) -> bool {
-        self.fifo
+        self.params.fifo
     }
 
     /// Threads blocked in an acquire right now (a snapshot).
@@ -258,7 +270,7 @@ impl Semaphore {
     /// `try_acquire` and found it `TimedOut`.
     #[cold]
     pub fn acquire_slow(&self, n: u64, wait: Wait) -> Result<(), AcquireError> {
-        debug_assert!(n <= self.max);
+        debug_assert!(n <= self.params.max);
         let deadline = match wait {
             Wait::Never => return self.try_acquire(n),
             Wait::Until(at) => Some(at),
@@ -391,7 +403,11 @@ impl Semaphore {
             if may_take(s, n) {
                 return false;
             }
-            let flags = if self.fifo { PARKED | HANDOFF } else { PARKED };
+            let flags = if self.params.fifo {
+                PARKED | HANDOFF
+            } else {
+                PARKED
+            };
             if s & flags == flags {
                 break;
             }
@@ -413,15 +429,40 @@ impl Semaphore {
     #[inline]
     pub fn release(&self, n: u64) -> Result<(), ReleaseError> {
         debug_assert!(n >= 1);
+        // Past `COUNT_MAX` a request overflows anyway; clamping keeps the
+        // sum below from wrapping (it stays under 2^62).
+        let n = n.min(COUNT_MAX + 1);
+        let mut s = self.state.load(Relaxed);
+        loop {
+            // One test for the common case: nobody queued and room for `n`.
+            // `PARKED` lies above every count, so a set `PARKED` fails it
+            // as an overflow does; `release_slow` tells the two apart.
+            if (s & (PARKED | COUNT_MASK)) + n > self.params.max {
+                return self.release_slow(n);
+            }
+            match self.state.compare_exchange_weak(s, s + n, Release, Relaxed) {
+                Ok(_) => return Ok(()),
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    /// `release` when its fast test failed: threads are queued (dispatch to
+    /// them) or the count has no room for `n`.
+    #[cold]
+    fn release_slow(&self, n: u64) -> Result<(), ReleaseError> {
         let mut s = self.state.load(Relaxed);
         loop {
             if s & PARKED != 0 {
+                // Checks the room for `n` itself, under the bucket lock.
                 return self.dispatch(n);
             }
             // `count <= max` always holds, so this cannot underflow.
-            if n > self.max - (s & COUNT_MASK) {
+            if n > self.params.max - (s & COUNT_MASK) {
                 return Err(ReleaseError::Overflow);
             }
+            // The word changed since the fast test (a queue emptied, or
+            // permits were taken): there is room now.
             match self.state.compare_exchange_weak(s, s + n, Release, Relaxed) {
                 Ok(_) => return Ok(()),
                 Err(now) => s = now,
@@ -445,7 +486,7 @@ impl Semaphore {
         let fair_due = Cell::new(now_ns >= self.slow.next_fair.load(Relaxed));
         // Serve in strict arrival order by handoff: FIFO mode, or a waiter
         // is being held for (`HANDOFF` set by an earlier dispatch).
-        let strict = Cell::new(self.fifo);
+        let strict = Cell::new(self.params.fifo);
         // Permits not yet promised to woken threads, for waking.
         let budget = Cell::new(0u64);
         // Whether the walk stopped at a waiter that must be served first.
@@ -478,7 +519,7 @@ impl Semaphore {
                 if self.take_for_waiter(waiter.n).is_ok() {
                     budget.set(budget.get().saturating_sub(waiter.n));
                     waiter.handed.store(true, Release);
-                    if starving && !self.fifo {
+                    if starving && !self.params.fifo {
                         // One fairness handoff per interval.
                         fair_due.set(false);
                         let next = now_ns.saturating_add(FAIR_INTERVAL.as_nanos() as u64);
@@ -488,7 +529,7 @@ impl Semaphore {
                 }
                 // A FIFO or starving waiter holds everyone behind it back
                 // (and running threads too, via `HANDOFF`) until it fits.
-                hold_back.set(self.fifo || starving);
+                hold_back.set(self.params.fifo || starving);
                 waiter.passed_over.store(true, Relaxed);
                 return FilterOp::Stop;
             }
@@ -512,7 +553,7 @@ impl Semaphore {
                 result.set(self.publish_unqueued(released));
             } else if result.get().is_ok() {
                 let more = unparked.have_more_threads;
-                self.set_queue_flags(more, more && (self.fifo || hold_back.get()));
+                self.set_queue_flags(more, more && (self.params.fifo || hold_back.get()));
             }
             TOKEN_WOKEN
         };
@@ -530,7 +571,7 @@ impl Semaphore {
     fn publish(&self, n: u64) -> Result<u64, ReleaseError> {
         let mut s = self.state.load(Relaxed);
         loop {
-            if n > self.max - (s & COUNT_MASK) {
+            if n > self.params.max - (s & COUNT_MASK) {
                 return Err(ReleaseError::Overflow);
             }
             match self.state.compare_exchange_weak(s, s + n, AcqRel, Relaxed) {
@@ -545,7 +586,7 @@ impl Semaphore {
     fn publish_unqueued(&self, n: u64) -> Result<(), ReleaseError> {
         let mut s = self.state.load(Relaxed);
         loop {
-            if n > self.max - (s & COUNT_MASK) {
+            if n > self.params.max - (s & COUNT_MASK) {
                 return Err(ReleaseError::Overflow);
             }
             let new = (s + n) & !(PARKED | HANDOFF);
