@@ -298,11 +298,14 @@ static void run_round() {
             record("contended " + std::to_string(threads) + " threads, " +
                        std::to_string(permits) + " permit(s) (ops/s)",
                    S::name, [=] { return contended<S>(threads, permits); });
-    record("release(8) wakes 8 sleepers (us)", S::name, [] { return wake_n<S>(8); });
-    int samples = quick ? 2 : 20;
-    for (int i = 0; i < samples; i++)
-        record("1 ms timeout overshoot (us)", S::name, [] { return overshoot<S>(0.001); });
+    // The scheduler's noise dominates these three: take several samples per
+    // round (35, 280 and 70 over 7 rounds), so that medians and p99s are
+    // not decided by one or two unlucky samples.
     for (int i = 0; i < (quick ? 1 : 5); i++)
+        record("release(8) wakes 8 sleepers (us)", S::name, [] { return wake_n<S>(8); });
+    for (int i = 0; i < (quick ? 2 : 40); i++)
+        record("1 ms timeout overshoot (us)", S::name, [] { return overshoot<S>(0.001); });
+    for (int i = 0; i < (quick ? 1 : 10); i++)
         record("10 ms timeout overshoot (us)", S::name, [] { return overshoot<S>(0.010); });
 }
 
