@@ -8,8 +8,10 @@
 //
 // Usage: bench [--quick] [--csv FILE] [--only SUBSTRING] [--rounds N]
 //        (run it through scripts/bench; extra arguments are passed on)
+#include <linux/perf_event.h>
 #include <semaphore.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -129,17 +131,52 @@ struct Rsem {
 
 // ---- measurements ----------------------------------------------------------
 
+// System calls made by this process and the threads it starts, counted by
+// the kernel's raw_syscalls:sys_enter tracepoint through perf_event_open.
+// Needs tracefs (mounted at /sys/kernel/tracing) and root or
+// perf_event_paranoid <= -1; without them the bench prints "n/a".
+static int syscall_counter = -1;
+
+static void open_syscall_counter() {
+    const char *paths[] = {"/sys/kernel/tracing/events/raw_syscalls/sys_enter/id",
+                           "/sys/kernel/debug/tracing/events/raw_syscalls/sys_enter/id"};
+    for (const char *path : paths) {
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        unsigned long long id = 0;
+        bool ok = fscanf(f, "%llu", &id) == 1;
+        fclose(f);
+        if (!ok) continue;
+        perf_event_attr attr;
+        memset(&attr, 0, sizeof attr);
+        attr.type = PERF_TYPE_TRACEPOINT;
+        attr.size = sizeof attr;
+        attr.config = id;
+        attr.inherit = 1;  // count the threads this process starts, too
+        syscall_counter = (int)syscall(SYS_perf_event_open, &attr, 0, -1, -1, 0);
+        if (syscall_counter >= 0) return;
+    }
+}
+
+static long syscalls_so_far() {
+    long long n = 0;
+    if (syscall_counter < 0 || read(syscall_counter, &n, sizeof n) != (ssize_t)sizeof n) return -1;
+    return (long)n;
+}
+
 struct Usage {
-    double cpu;  // user + system seconds, whole process
-    long csw;    // voluntary + involuntary context switches
+    double cpu;     // user + system seconds, whole process
+    long csw;       // voluntary + involuntary context switches
+    long syscalls;  // system calls so far (-1: not countable here)
 };
 
 static Usage usage() {
+    long syscalls = syscalls_so_far();
     rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return {ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
                 ru.ru_stime.tv_usec / 1e6,
-            ru.ru_nvcsw + ru.ru_nivcsw};
+            ru.ru_nvcsw + ru.ru_nivcsw, syscalls};
 }
 
 static bool quick = false;
@@ -155,18 +192,30 @@ struct Sample {
     double value;       // the scenario's figure (ns, us or ops/s)
     double cpu_per_op;  // ns of CPU per operation (0 if not measured)
     double csw_per_op;  // context switches per operation
+    double sys_per_op;  // system calls per operation (NAN if not measured)
 };
+
+// The per-operation figures of a sample that did `ops` operations between
+// the two usage readings (which themselves make 2 system calls: counted
+// out).
+static Sample per_op(double value, const Usage &u0, const Usage &u1, long ops) {
+    double sys = u0.syscalls < 0 || u1.syscalls < 0 ? NAN : double(u1.syscalls - u0.syscalls - 2) / ops;
+    if (!std::isnan(sys)) sys = std::max(0.0, sys);
+    return {value, (u1.cpu - u0.cpu) / ops * 1e9, double(u1.csw - u0.csw) / ops, sys};
+}
 
 template <class S>
 Sample uncontended(long initial) {
     S s(initial);
     long n = scale(2000000);
+    Usage u0 = usage();
     auto t0 = Clock::now();
     for (long i = 0; i < n; i++) {
         s.acquire();
         s.release();
     }
-    return {seconds_since(t0) / n * 1e9, 0, 0};
+    double t = seconds_since(t0);
+    return per_op(t / n * 1e9, u0, usage(), n);
 }
 
 template <class S>
@@ -174,10 +223,13 @@ Sample failing_try() {
     S s(0);
     long n = scale(2000000);
     long got = 0;
+    Usage u0 = usage();
     auto t0 = Clock::now();
     for (long i = 0; i < n; i++) got += s.try_acquire();
+    double t = seconds_since(t0);
+    Usage u1 = usage();
     if (got != 0) std::abort();
-    return {seconds_since(t0) / n * 1e9, 0, 0};
+    return per_op(t / n * 1e9, u0, u1, n);
 }
 
 template <class S>
@@ -199,7 +251,7 @@ Sample ping_pong() {
     double t = seconds_since(t0);
     Usage u1 = usage();
     other.join();
-    return {t / n * 1e9, (u1.cpu - u0.cpu) / n * 1e9, double(u1.csw - u0.csw) / n};
+    return per_op(t / n * 1e9, u0, u1, n);
 }
 
 template <class S>
@@ -227,7 +279,7 @@ Sample contended(int threads, long permits) {
     double t = seconds_since(t0);
     Usage u1 = usage();
     long ops = per_thread * threads;
-    return {ops / t, (u1.cpu - u0.cpu) / ops * 1e9, double(u1.csw - u0.csw) / ops};
+    return per_op(ops / t, u0, u1, ops);
 }
 
 // n threads asleep in acquire; one release of n; time until the last woke.
@@ -249,7 +301,7 @@ Sample wake_n(int n) {
     s.release(n);
     for (auto &t : ts) t.join();
     auto last = *std::max_element(woke.begin(), woke.end());
-    return {std::chrono::duration<double>(last - t0).count() * 1e6, 0, 0};
+    return {std::chrono::duration<double>(last - t0).count() * 1e6, 0, 0, NAN};
 }
 
 // How far past the deadline a timed acquire returns, in us (one sample).
@@ -258,13 +310,13 @@ Sample overshoot(double timeout) {
     S s(0);
     auto t0 = Clock::now();
     if (s.acquire_for(timeout)) std::abort();
-    return {(seconds_since(t0) - timeout) * 1e6, 0, 0};
+    return {(seconds_since(t0) - timeout) * 1e6, 0, 0, NAN};
 }
 
 // ---- the run ----------------------------------------------------------------
 
 struct Series {
-    std::vector<double> values, cpu, csw;
+    std::vector<double> values, cpu, csw, sys;
 };
 
 // results[scenario][implementation]
@@ -285,6 +337,7 @@ static void record(const std::string &scenario, const char *impl, F measure) {
     r.values.push_back(s.value);
     r.cpu.push_back(s.cpu_per_op);
     r.csw.push_back(s.csw_per_op);
+    r.sys.push_back(s.sys_per_op);
 }
 
 template <class S>
@@ -317,6 +370,7 @@ static double percentile(std::vector<double> v, double p) {
 }
 
 int main(int argc, char **argv) {
+    open_syscall_counter();
     const char *csv_path = nullptr;
     int rounds = 0;
     for (int i = 1; i < argc; i++) {
@@ -347,7 +401,7 @@ int main(int argc, char **argv) {
     }
 
     FILE *csv = csv_path ? fopen(csv_path, "w") : nullptr;
-    if (csv) fprintf(csv, "scenario,implementation,median,min,max,p99,cpu_ns_per_op,csw_per_op\n");
+    if (csv) fprintf(csv, "scenario,implementation,median,min,max,p99,cpu_ns_per_op,csw_per_op,syscalls_per_op\n");
     printf("\n%-46s", "scenario (median [min-max])");
     for (auto *n : impl_names) printf(" | %-26s", n);
     printf(" | rsem/best peer\n");
@@ -372,7 +426,8 @@ int main(int argc, char **argv) {
                 snprintf(cell, sizeof cell, "%.4g [%.3g-%.3g]", med, lo, hi);
             printf(" | %-26s", cell);
             if (csv)
-                fprintf(csv, "\"%s\",%s,%g,%g,%g,%g,%g,%g\n", scenario.c_str(), n, med, lo, hi, p99, cpu, csw);
+                fprintf(csv, "\"%s\",%s,%g,%g,%g,%g,%g,%g,%g\n", scenario.c_str(), n, med, lo, hi, p99, cpu, csw,
+                        percentile(s.sys, 0.5));
             if (!strcmp(n, Rsem::name)) {
                 ours = med;
             } else if (std::isnan(best_peer) || (higher_is_better ? med > best_peer : med < best_peer)) {
@@ -394,12 +449,20 @@ int main(int argc, char **argv) {
     }
     printf("\nratio: rsem's time (or best peer's throughput / rsem's) divided by the best peer's; "
            "below 1.00 rsem is faster. cpu = CPU ns per operation (all threads).\n");
-    printf("context switches per op (median):\n");
+    printf("system calls / context switches per op (median; %s):\n",
+           syscall_counter < 0 ? "system calls NOT countable here: needs tracefs and root" : "all counted");
     for (auto &scenario : scenario_order) {
-        if (scenario.find("ops/s") == std::string::npos && scenario.find("ping") == std::string::npos)
+        // Not per-operation scenarios: one wake-up, one timed wait.
+        if (scenario.find("overshoot") != std::string::npos || scenario.find("wakes") != std::string::npos)
             continue;
         printf("  %-44s", scenario.c_str());
-        for (auto *n : impl_names) printf(" %s %.3f;", n, percentile(results[scenario][n].csw, 0.5));
+        for (auto *n : impl_names) {
+            double sys = percentile(results[scenario][n].sys, 0.5);
+            if (std::isnan(sys))
+                printf(" %s n/a / %.3f;", n, percentile(results[scenario][n].csw, 0.5));
+            else
+                printf(" %s %.3f / %.3f;", n, sys, percentile(results[scenario][n].csw, 0.5));
+        }
         printf("\n");
     }
     if (csv) fclose(csv);
