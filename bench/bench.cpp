@@ -351,15 +351,28 @@ static void run_round() {
             record("contended " + std::to_string(threads) + " threads, " +
                        std::to_string(permits) + " permit(s) (ops/s)",
                    S::name, [=] { return contended<S>(threads, permits); });
-    // The scheduler's noise dominates these three: take several samples per
-    // round (35, 280 and 70 over 7 rounds), so that medians and p99s are
-    // not decided by one or two unlucky samples.
-    for (int i = 0; i < (quick ? 1 : 5); i++)
-        record("release(8) wakes 8 sleepers (us)", S::name, [] { return wake_n<S>(8); });
-    for (int i = 0; i < (quick ? 2 : 40); i++)
-        record("1 ms timeout overshoot (us)", S::name, [] { return overshoot<S>(0.001); });
-    for (int i = 0; i < (quick ? 1 : 10); i++)
-        record("10 ms timeout overshoot (us)", S::name, [] { return overshoot<S>(0.010); });
+}
+
+// One sample of a scheduler-bound scenario (see `timing_round`).
+template <class S>
+static void timing_sample(int kind) {
+    if (kind == 0) record("release(8) wakes 8 sleepers (us)", S::name, [] { return wake_n<S>(8); });
+    if (kind == 1) record("1 ms timeout overshoot (us)", S::name, [] { return overshoot<S>(0.001); });
+    if (kind == 2) record("10 ms timeout overshoot (us)", S::name, [] { return overshoot<S>(0.010); });
+}
+
+// The scheduler's noise dominates the wake-up and timeout scenarios: take
+// several samples per round (35, 280 and 70 over 7 rounds), and interleave
+// the implementations sample by sample, so that a noisy moment of the
+// machine falls on all of them alike rather than on one's whole batch.
+static void timing_round(int round) {
+    const int counts[] = {quick ? 1 : 5, quick ? 2 : 40, quick ? 1 : 10};
+    for (int kind = 0; kind < 3; kind++)
+        for (int i = 0; i < counts[kind]; i++) {
+            void (*const samples[])(int) = {timing_sample<PosixSem>, timing_sample<StdSem>,
+                                            timing_sample<CondvarSem>, timing_sample<Rsem>};
+            for (int k = 0; k < 4; k++) samples[(k + i + round) % 4](kind);
+        }
 }
 
 static double percentile(std::vector<double> v, double p) {
@@ -397,6 +410,7 @@ int main(int argc, char **argv) {
             [] { run_round<PosixSem>(); }, [] { run_round<StdSem>(); },
             [] { run_round<CondvarSem>(); }, [] { run_round<Rsem>(); }};
         for (size_t k = 0; k < runs.size(); k++) runs[(k + r) % runs.size()]();
+        timing_round(r);
         fprintf(stderr, "round %d/%d done\n", r + 1, rounds);
     }
 
