@@ -706,6 +706,16 @@ mod tests {
     }
 
     #[test]
+    fn state_parameters_and_slow_counters_have_a_cache_line_each() {
+        // See `Semaphore`: the fast paths' write to `state` must not evict
+        // `params`, which `release` reads between its load and its CAS.
+        assert_eq!(core::mem::offset_of!(Semaphore, state), 0);
+        assert_eq!(core::mem::offset_of!(Semaphore, params), 64);
+        assert_eq!(core::mem::offset_of!(Semaphore, slow), 128);
+        assert_eq!(core::mem::align_of::<Semaphore>(), 64);
+    }
+
+    #[test]
     fn new_validates() {
         assert!(Semaphore::new(0, 0, false).is_some());
         assert!(Semaphore::new(COUNT_MAX, COUNT_MAX, true).is_some());
