@@ -432,26 +432,26 @@ impl Semaphore {
         // Past `COUNT_MAX` a request overflows anyway; clamping keeps the
         // sum below from wrapping (it stays under 2^62).
         let n = n.min(COUNT_MAX + 1);
-        let mut s = self.state.load(Relaxed);
-        loop {
-            // One test for the common case: nobody queued and room for `n`.
-            // `PARKED` lies above every count, so a set `PARKED` fails it
-            // as an overflow does; `release_slow` tells the two apart.
-            if (s & (PARKED | COUNT_MASK)) + n > self.params.max {
-                return self.release_slow(n);
-            }
-            match self.state.compare_exchange_weak(s, s + n, Release, Relaxed) {
-                Ok(_) => return Ok(()),
-                Err(now) => s = now,
-            }
+        let s = self.state.load(Relaxed);
+        // One test for the common case, nobody queued and room for `n`
+        // (`PARKED` lies above every count, so a set `PARKED` fails it as an
+        // overflow does), then one compare-and-swap.
+        if (s & (PARKED | COUNT_MASK)) + n > self.params.max {
+            return self.release_slow(n, s);
+        }
+        match self.state.compare_exchange_weak(s, s + n, Release, Relaxed) {
+            Ok(_) => Ok(()),
+            // Carry on from the value the CAS saw: loading the contended
+            // word again would cost another cache miss.
+            Err(now) => self.release_slow(n, now),
         }
     }
 
-    /// `release` when its fast test failed: threads are queued (dispatch to
-    /// them) or the count has no room for `n`.
+    /// The rest of `release`, from state `s`: threads are queued (dispatch
+    /// to them), the count has no room for `n`, or the word changed under
+    /// the fast path.
     #[cold]
-    fn release_slow(&self, n: u64) -> Result<(), ReleaseError> {
-        let mut s = self.state.load(Relaxed);
+    fn release_slow(&self, n: u64, mut s: u64) -> Result<(), ReleaseError> {
         loop {
             if s & PARKED != 0 {
                 // Checks the room for `n` itself, under the bucket lock.
@@ -461,8 +461,6 @@ impl Semaphore {
             if n > self.params.max - (s & COUNT_MASK) {
                 return Err(ReleaseError::Overflow);
             }
-            // The word changed since the fast test (a queue emptied, or
-            // permits were taken): there is room now.
             match self.state.compare_exchange_weak(s, s + n, Release, Relaxed) {
                 Ok(_) => return Ok(()),
                 Err(now) => s = now,
