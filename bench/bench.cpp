@@ -367,12 +367,11 @@ static void timing_sample(int kind) {
 // machine falls on all of them alike rather than on one's whole batch.
 static void timing_round(int round) {
     const int counts[] = {quick ? 1 : 5, quick ? 2 : 40, quick ? 1 : 10};
+    void (*const samples[])(int) = {timing_sample<PosixSem>, timing_sample<StdSem>,
+                                    timing_sample<CondvarSem>, timing_sample<Rsem>};
     for (int kind = 0; kind < 3; kind++)
-        for (int i = 0; i < counts[kind]; i++) {
-            void (*const samples[])(int) = {timing_sample<PosixSem>, timing_sample<StdSem>,
-                                            timing_sample<CondvarSem>, timing_sample<Rsem>};
+        for (int i = 0; i < counts[kind]; i++)
             for (int k = 0; k < 4; k++) samples[(k + i + round) % 4](kind);
-        }
 }
 
 static double percentile(std::vector<double> v, double p) {
