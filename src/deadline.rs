@@ -77,6 +77,12 @@ pub(crate) fn nanos(at: Instant) -> u64 {
     u64::try_from(at.saturating_duration_since(epoch()).as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// The instant `ns` nanoseconds after the origin of `nanos`; `None` when it
+/// is too far away to form an `Instant` (then it never comes).
+pub(crate) fn instant(ns: u64) -> Option<Instant> {
+    epoch().checked_add(Duration::from_nanos(ns))
+}
+
 /// Converts an absolute deadline on `clock_ns`.
 ///
 /// A deadline at or before now is a non-blocking attempt; `i64::MAX`, or a

@@ -15,8 +15,10 @@
 mod deadline;
 mod errno;
 pub mod ffi;
+mod oracle;
 mod panic;
 mod parking;
+mod policy;
 pub mod semaphore;
 pub mod status;
 

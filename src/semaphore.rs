@@ -1,6 +1,8 @@
 //! The semaphore's state machine: one atomic word, fast paths on it, and the
 //! park/unpark slow paths. Bounded, FIFO and multi-permit semaphores are all
-//! this one machine with different parameters (`max`, `fifo`, `n`).
+//! this one machine with different parameters (`max`, `fifo`, `n`); which
+//! queued waiters a release serves is decided by the pure policy in
+//! `policy.rs`.
 //!
 //! # The state word
 //!
@@ -12,16 +14,22 @@
 //! | 62     | `CLOSED`  | shut down: every acquire fails with `Closed`                   |
 //! | 63     | -         | always zero                                                    |
 //!
-//! Beside the word, `promised` counts permits that woken threads were told
-//! they may find (see below); it is a hint for how many threads to wake,
-//! never a reservation.
+//! Beside the word (on their own cache line): `promised`, the permits that
+//! woken threads were told they may find (a hint for how many threads to
+//! wake, never a reservation); `hold_until` and `next_fair`, the times of
+//! the default mode's fairness; `timekeepers`, the queued threads that sleep
+//! with the current hold's deadline; `waiters`, a statistic.
 //!
 //! # Rules
 //!
 //! - `PARKED` is set by a thread about to queue itself (in `park`'s validate
 //!   callback, under the bucket lock) and cleared only under the bucket lock
 //!   when the queue has become empty. So, under the bucket lock, `PARKED` is
-//!   set exactly when threads are queued.
+//!   set exactly when threads are queued, and no release can add permits
+//!   without taking the lock while it is set.
+//! - `HANDOFF` is only changed under the bucket lock: in FIFO mode it is set
+//!   whenever threads are queued; in the default mode while a hold is in
+//!   force (see `policy.rs`).
 //! - Acquire is one compare-and-swap that subtracts from the count when the
 //!   count is large enough and `HANDOFF` is clear (the fast path). Otherwise,
 //!   while nobody is queued, it spins for at most [`SPIN_FOR`] watching the
@@ -30,46 +38,57 @@
 //! - While `PARKED` is clear, `release` is one compare-and-swap that adds to
 //!   the count (the fast path). While it is set, `release` takes the bucket
 //!   lock, adds its permits to the count, and walks the queue in arrival
-//!   order, waking only waiters its permits can satisfy:
-//!   - in the default mode it *wakes* a waiter that fits in the count not
-//!     yet promised to other woken threads, and promises it those permits.
-//!     The woken thread then competes for them like any running thread
-//!     (running threads may overtake it: that is where throughput comes
-//!     from). If it loses, it passes the wake-up on (another dispatch while
-//!     permits are left) and queues again, marked as passed over;
-//!   - in FIFO mode, and for a waiter that has been passed over for longer
-//!     than [`FAIR_AFTER`] (starving), it *hands* the permits over: takes
-//!     them from the count on the waiter's behalf before waking it, so the
-//!     waiter owns them. If such a waiter does not fit, the walk stops there
-//!     and `HANDOFF` is set: running threads stop taking permits until it is
-//!     served. This bounds how long any waiter, multi-permit ones included,
-//!     can be overtaken. In the default mode such fairness handoffs are
-//!     rate-limited to one per [`FAIR_INTERVAL`] (as parking_lot's eventual
-//!     fairness): under constant contention every queued thread is soon
-//!     "starving", and serving them all by handoff would turn the semaphore
-//!     into a convoy of sleeping threads.
-//! - A waiter that times out was dequeued under the lock before anyone could
-//!   hand it anything, so it never swallows a permit; if it held others back
-//!   (FIFO head, starving), it dispatches again on its way out.
+//!   order with a `policy::Walk`, which decides for each waiter: *hand* it
+//!   its permits (take them from the count on its behalf, so it owns them),
+//!   *wake* it to compete for permits promised to it (if it loses, it passes
+//!   the wake-up on and queues again), wake it as a *timekeeper* of a hold,
+//!   skip it, or stop.
+//! - Every way a waiter leaves the queue that may leave others unserved walks
+//!   the queue again: a timeout (`Entry::Leave`), a woken waiter that lost
+//!   its permits (`Entry::Lost`), a timekeeper whose hold deadline passed
+//!   (`Entry::HoldTimer`). A waiter dequeued by a timeout was dequeued under
+//!   the lock before anyone could hand it anything, so it never swallows a
+//!   permit.
 //! - A release never touches the semaphore after its permits can be taken by
 //!   a thread that may then free it: the fast path's compare-and-swap is its
 //!   last access, and the slow path makes all its changes under the bucket
 //!   lock while waiters are still queued (those waiters keep the semaphore
 //!   alive: freeing it while they wait is undefined), waking the chosen
 //!   threads only after the lock's callback ran.
+//!
+//! # Memory orderings
+//!
+//! Every decision about the count and the flags is a compare-and-swap on the
+//! one state word, so the word's modification order alone keeps them
+//! consistent (a flag set after a fast path read the word makes that fast
+//! path's CAS fail). Orderings are only about what the *other* memory shows:
+//! - a release's CAS is `Release` and an acquire's is `Acquire` (at least),
+//!   so what a thread did before releasing is visible to the thread that
+//!   takes the permit, as a mutex would guarantee;
+//! - the CASes made under the bucket lock (`publish`, `take_for_waiter`,
+//!   `set_queue_flags`) are `AcqRel`: they carry the releaser's writes on to
+//!   a waiter that is handed the permits, which reads its record's `woken`
+//!   with `Acquire` after the dispatcher stored it with `Release`;
+//! - `promised` is `Relaxed`, and correct because the acquire CAS that
+//!   follows a woken waiter's decrement is `AcqRel` (see `try_acquire`);
+//! - the records' other fields and the slow counters are read and written
+//!   under the bucket lock, which orders them (`Relaxed`), except `waiters`,
+//!   a statistic.
 
-use core::cell::Cell;
+use core::cell::{Cell, RefCell};
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 // Under `--cfg loom` the state machine's atomics are loom's, so that the model
 // checker sees (and reorders) every access to them.
 #[cfg(not(loom))]
-use core::sync::atomic::{AtomicBool, AtomicU64};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64};
 #[cfg(loom)]
-use loom::sync::atomic::{AtomicBool, AtomicU64};
+use loom::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64};
 use std::time::{Duration, Instant};
 
-use crate::deadline::Wait;
+use crate::deadline::{self, Wait};
+use crate::oracle::{Snapshot, Waiting};
 use crate::parking::{self, FilterOp, ParkResult, ParkToken, UnparkResult, UnparkToken};
+use crate::policy::{Decision, Entry, Fairness, Mark, Start, Verdict, Waiter, Walk};
 use crate::status::{AcquireError, ReleaseError};
 
 /// The largest count and maximum a semaphore can hold.
@@ -87,18 +106,6 @@ fn may_take(s: u64, n: u64) -> bool {
     s & HANDOFF == 0 && s & COUNT_MASK >= n
 }
 
-/// How long the oldest waiter may be overtaken in the default mode before
-/// releases serve it strictly first.
-#[cfg(not(loom))]
-pub(crate) const FAIR_AFTER: Duration = Duration::from_millis(1);
-/// Loom models have no clock, and must be deterministic: starvation never
-/// triggers there (FIFO models cover the strict path).
-#[cfg(loom)]
-pub(crate) const FAIR_AFTER: Duration = Duration::MAX;
-
-/// In the default mode, the least time between two fairness handoffs.
-pub(crate) const FAIR_INTERVAL: Duration = Duration::from_millis(1);
-
 /// How long an acquirer spins, while nobody is queued, before it parks.
 #[cfg(not(loom))]
 pub(crate) const SPIN_FOR: Duration = Duration::from_micros(4);
@@ -106,31 +113,72 @@ pub(crate) const SPIN_FOR: Duration = Duration::from_micros(4);
 #[cfg(loom)]
 pub(crate) const SPIN_FOR: Duration = Duration::ZERO;
 
-/// Given to waiters woken by a release: look at your record's `handed`.
+/// Given to waiters woken by a walk: look at your record's `woken`.
 const TOKEN_WOKEN: UnparkToken = UnparkToken(1);
 /// Given to waiters woken by `shutdown`.
 const TOKEN_CLOSED: UnparkToken = UnparkToken(2);
 
+/// `WaitRecord::woken`: not woken by a walk (yet).
+const WOKEN_NOT: u8 = 0;
+/// Woken with a promise: compete for the permits.
+const WOKEN_PROMISED: u8 = 1;
+/// Handed the permits: they are the waiter's.
+const WOKEN_HANDED: u8 = 2;
+/// Woken as a hold's timekeeper: nothing for it; wait again.
+const WOKEN_TIMEKEEPER: u8 = 3;
+
 /// What a queued thread asks for; lives on that thread's stack while it is
-/// queued, and its address is the thread's `ParkToken`.
+/// queued, and its address is the thread's `ParkToken`. Every field but `n`
+/// is written only under the bucket lock (or by its owner while it is not
+/// queued).
 struct WaitRecord {
     /// Permits wanted, `1..=max`.
     n: u64,
-    /// When the thread first tried to queue.
-    since: Instant,
+    /// When (ns on `deadline::nanos`) it may become starving once overtaken:
+    /// first queue time plus `fair_after`, pushed back when its hold lapses.
+    fair_at: AtomicU64,
     /// Set once this waiter was overtaken: a release found the permits too
     /// few for it, or it was woken and a running thread took them first.
     passed_over: AtomicBool,
-    /// Set by a dispatcher, under the bucket lock and before waking it, when
-    /// the permits were taken on this waiter's behalf (it owns them).
-    handed: AtomicBool,
+    /// It is the held waiter of the default mode's current hold.
+    held: AtomicBool,
+    /// How many of its holds lapsed.
+    lapses: AtomicU32,
+    /// It sleeps with the current hold's deadline (counted in
+    /// `SlowCounters::timekeepers`).
+    keeps_time: AtomicBool,
+    /// How a walk woke it (`WOKEN_*`), stored before it is woken.
+    woken: AtomicU8,
 }
 
 impl WaitRecord {
-    /// Whether this waiter has been overtaken for long enough that releases
-    /// must serve it first.
-    fn starving(&self, now: Instant) -> bool {
-        self.passed_over.load(Relaxed) && now.saturating_duration_since(self.since) >= FAIR_AFTER
+    /// What the policy needs to know about this waiter.
+    fn view(&self) -> Waiter {
+        Waiter {
+            n: self.n,
+            passed_over: self.passed_over.load(Relaxed),
+            fair_at: self.fair_at.load(Relaxed),
+            held: self.held.load(Relaxed),
+            lapses: self.lapses.load(Relaxed),
+            keeps_time: self.keeps_time.load(Relaxed),
+        }
+    }
+
+    /// Stores the policy's marks.
+    fn apply(&self, mark: &Mark) {
+        if mark.passed_over {
+            self.passed_over.store(true, Relaxed);
+        }
+        if mark.hold {
+            self.held.store(true, Relaxed);
+        }
+        if mark.unhold {
+            self.held.store(false, Relaxed);
+        }
+        if let Some(at) = mark.lapse_until {
+            self.lapses.fetch_add(1, Relaxed);
+            self.fair_at.store(at, Relaxed);
+        }
     }
 }
 
@@ -162,9 +210,12 @@ struct Params {
     max: u64,
     /// Serve blocked acquirers strictly in arrival order.
     fifo: bool,
+    /// The default mode's fairness thresholds.
+    fairness: Fairness,
 }
 
-/// The slow paths' counters (see `Semaphore::slow`).
+/// The slow paths' counters (see `Semaphore::slow`). All but `waiters` are
+/// read and written under the bucket lock.
 #[repr(align(64))]
 #[derive(Debug)]
 struct SlowCounters {
@@ -172,13 +223,16 @@ struct SlowCounters {
     waiters: AtomicU64,
     /// Permits that woken, not yet running waiters were told they may find:
     /// added under the bucket lock when waking, subtracted by each woken
-    /// thread when it runs. Dispatch wakes no more threads than the count
+    /// thread when it runs. A walk wakes no more threads than the count
     /// minus this can satisfy.
     promised: AtomicU64,
     /// Default mode: the earliest time (ns on `deadline::nanos`) at which
-    /// the next fairness handoff may happen. Read and written under the
-    /// bucket lock.
+    /// the next fairness handoff may happen.
     next_fair: AtomicU64,
+    /// Default mode, while `HANDOFF` is set: when the hold lapses (ns).
+    hold_until: AtomicU64,
+    /// Queued threads sleeping with the hold's deadline.
+    timekeepers: AtomicU64,
 }
 
 impl Semaphore {
@@ -187,16 +241,53 @@ impl Semaphore {
     ///
     /// Returns `None` unless `value <= max <= COUNT_MAX`.
     pub fn new(value: u64, max: u64, fifo: bool) -> Option<Self> {
+        Self::with_policy(value, max, fifo, Fairness::library())
+    }
+
+    /// As `new`, with the default mode's fairness thresholds given: after
+    /// how long an overtaken waiter is starving, the least time between two
+    /// fairness handoffs, and how long a hold lasts without a release
+    /// (`Duration::MAX`: never). Tests and loom models use this to reach the
+    /// fairness paths deterministically; it is not part of the C API.
+    #[doc(hidden)]
+    pub fn with_fairness(
+        value: u64,
+        max: u64,
+        fifo: bool,
+        fair_after: Duration,
+        fair_interval: Duration,
+        hold_for: Duration,
+    ) -> Option<Self> {
+        let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        Self::with_policy(
+            value,
+            max,
+            fifo,
+            Fairness {
+                fair_after: ns(fair_after),
+                fair_interval: ns(fair_interval),
+                hold_for: ns(hold_for),
+            },
+        )
+    }
+
+    fn with_policy(value: u64, max: u64, fifo: bool, fairness: Fairness) -> Option<Self> {
         if value > max || max > COUNT_MAX {
             return None;
         }
         Some(Semaphore {
             state: AtomicU64::new(value),
-            params: Params { max, fifo },
+            params: Params {
+                max,
+                fifo,
+                fairness,
+            },
             slow: SlowCounters {
                 waiters: AtomicU64::new(0),
                 promised: AtomicU64::new(0),
                 next_fair: AtomicU64::new(0),
+                hold_until: AtomicU64::new(0),
+                timekeepers: AtomicU64::new(0),
             },
         })
     }
@@ -278,9 +369,14 @@ impl Semaphore {
         };
         let record = WaitRecord {
             n,
-            since: Instant::now(),
+            fair_at: AtomicU64::new(
+                deadline::nanos(Instant::now()).saturating_add(self.params.fairness.fair_after),
+            ),
             passed_over: AtomicBool::new(false),
-            handed: AtomicBool::new(false),
+            held: AtomicBool::new(false),
+            lapses: AtomicU32::new(0),
+            keeps_time: AtomicBool::new(false),
+            woken: AtomicU8::new(WOKEN_NOT),
         };
         let mut may_spin = true;
         loop {
@@ -303,25 +399,30 @@ impl Semaphore {
                 }
             }
 
-            let mut closed = false;
-            let mut was_last = false;
-            let validate = || self.may_park(n, &mut closed);
-            let timed_out = |_key: usize, last: bool| {
-                was_last = last;
-                if last {
-                    self.set_queue_flags(false, false);
-                }
+            // In the default mode, a thread held back by a hold sleeps no
+            // longer than the hold may last, so that it can end a lapsed one.
+            let hold_until = (!self.params.fifo && s & HANDOFF != 0)
+                .then(|| self.slow.hold_until.load(Relaxed))
+                .filter(|&at| at != u64::MAX);
+            let park_deadline = match hold_until.and_then(deadline::instant) {
+                Some(at) => Some(deadline.map_or(at, |d| d.min(at))),
+                None => deadline,
             };
+            let mut closed = false;
+            let validate = || self.may_park(&record, hold_until, &mut closed);
+            let timed_out = |_key: usize, last: bool| self.leave_on_timeout(&record, last);
+            record.woken.store(WOKEN_NOT, Relaxed);
             let token = ParkToken((&record as *const WaitRecord).expose_provenance());
             // SAFETY: `park` needs (1) a key no other primitive uses: the key
             // is this semaphore's address, which nothing else parks on;
             // (2) `validate` and `timed_out` that neither panic nor call into
-            // the parking lot: they only do atomic operations on `self`;
-            // (3) a `before_sleep` that does not park or unwind: it is empty.
-            // The token points to `record`, which outlives the call (see
-            // `dispatch` for how it is read).
-            let result =
-                unsafe { parking::park(self.key(), validate, || {}, timed_out, token, deadline) };
+            // the parking lot: they only do atomic operations on `self` and
+            // `record`; (3) a `before_sleep` that does not park or unwind: it
+            // is empty. The token points to `record`, which outlives the call
+            // (see `walk` for how it is read).
+            let result = unsafe {
+                parking::park(self.key(), validate, || {}, timed_out, token, park_deadline)
+            };
             match result {
                 ParkResult::Unparked(TOKEN_CLOSED) => {
                     self.slow.waiters.fetch_sub(1, Relaxed);
@@ -329,37 +430,50 @@ impl Semaphore {
                 }
                 ParkResult::Unparked(_) => {
                     self.slow.waiters.fetch_sub(1, Relaxed);
-                    if record.handed.load(Acquire) {
-                        return Ok(());
-                    }
-                    // Woken to compete for permits promised to us.
-                    self.slow.promised.fetch_sub(n, Relaxed);
-                    match self.try_acquire(n) {
-                        Err(AcquireError::TimedOut) => {
-                            // A running thread was faster. Pass the wake-up
-                            // on if permits are left for others, then queue
-                            // again (the deadline still holds).
-                            record.passed_over.store(true, Relaxed);
-                            if self.value() > 0 {
-                                // Releasing nothing cannot overflow.
-                                let _ = self.dispatch(0);
+                    match record.woken.load(Acquire) {
+                        WOKEN_HANDED => return Ok(()),
+                        WOKEN_PROMISED => {
+                            self.slow.promised.fetch_sub(n, Relaxed);
+                            match self.try_acquire(n) {
+                                Err(AcquireError::TimedOut) => {
+                                    // A running thread was faster (or a hold
+                                    // began). Pass the wake-up on if permits
+                                    // are left for others, then queue again
+                                    // (the deadline still holds).
+                                    record.passed_over.store(true, Relaxed);
+                                    if self.value() > 0 {
+                                        // Releasing nothing cannot overflow.
+                                        let _ = self.dispatch(Entry::Lost);
+                                    }
+                                }
+                                result => return result,
                             }
                         }
-                        result => return result,
+                        // A timekeeper: look again, and sleep with the hold's
+                        // (possibly new) deadline.
+                        _ => {}
                     }
                 }
                 ParkResult::Invalid if closed => return Err(AcquireError::Closed),
-                // The permits became free before we could queue: retry.
+                // The permits became free before we could queue, or the hold
+                // changed: retry.
                 ParkResult::Invalid => {}
                 ParkResult::TimedOut => {
                     self.slow.waiters.fetch_sub(1, Relaxed);
+                    let own = deadline.is_some_and(|d| Instant::now() >= d);
                     // Waiters behind us may fit now that we no longer hold
-                    // them back (FIFO or a starving head): serve them.
-                    if !was_last && self.value() > 0 {
+                    // them back (FIFO head, held waiter), or the hold we kept
+                    // time for has lapsed (end it even with no permit free,
+                    // or we would sleep with its past deadline again): walk.
+                    if !own {
                         // Releasing nothing cannot overflow.
-                        let _ = self.dispatch(0);
+                        let _ = self.dispatch(Entry::HoldTimer);
+                    } else if self.value() > 0 {
+                        let _ = self.dispatch(Entry::Leave);
                     }
-                    return Err(AcquireError::TimedOut);
+                    if own {
+                        return Err(AcquireError::TimedOut);
+                    }
                 }
             }
         }
@@ -393,14 +507,24 @@ impl Semaphore {
 
     /// `park`'s validate step, under the bucket lock: decides whether the
     /// thread should sleep, and if so marks the semaphore as having waiters.
-    fn may_park(&self, n: u64, closed: &mut bool) -> bool {
+    /// `hold_until` is the hold deadline the thread will sleep with, if any;
+    /// a thread that would be held back longer than it plans to sleep (a
+    /// hold began or was extended since it looked) does not sleep but looks
+    /// again.
+    fn may_park(&self, record: &WaitRecord, hold_until: Option<u64>, closed: &mut bool) -> bool {
         let mut s = self.state.load(Relaxed);
         loop {
             if s & CLOSED != 0 {
                 *closed = true;
                 return false;
             }
-            if may_take(s, n) {
+            if may_take(s, record.n) {
+                return false;
+            }
+            let held_back = !self.params.fifo && s & HANDOFF != 0;
+            let hold_until_now = self.slow.hold_until.load(Relaxed);
+            let endless = hold_until_now == u64::MAX;
+            if held_back && !endless && hold_until.is_none_or(|at| at > hold_until_now) {
                 return false;
             }
             let flags = if self.params.fifo {
@@ -411,6 +535,8 @@ impl Semaphore {
             if s & flags == flags {
                 break;
             }
+            // Relaxed: only the word's own modification order matters here
+            // (see the module docs); the lock orders everything else.
             match self
                 .state
                 .compare_exchange_weak(s, s | flags, Relaxed, Relaxed)
@@ -419,8 +545,32 @@ impl Semaphore {
                 Err(now) => s = now,
             }
         }
+        if hold_until.is_some() {
+            record.keeps_time.store(true, Relaxed);
+            self.slow.timekeepers.fetch_add(1, Relaxed);
+        }
         self.slow.waiters.fetch_add(1, Relaxed);
         true
+    }
+
+    /// Under the bucket lock, when `record` leaves the queue (woken or timed
+    /// out): it no longer keeps time.
+    fn dequeued(&self, record: &WaitRecord) {
+        if record.keeps_time.swap(false, Relaxed) {
+            self.slow.timekeepers.fetch_sub(1, Relaxed);
+        }
+    }
+
+    /// `park`'s timed-out step, under the bucket lock: `record` left the
+    /// queue (`last`: it was the last one). A held waiter that leaves ends
+    /// its hold.
+    fn leave_on_timeout(&self, record: &WaitRecord, last: bool) {
+        self.dequeued(record);
+        if last {
+            self.set_queue_flags(false, false);
+        } else if record.held.swap(false, Relaxed) {
+            self.set_queue_flags(true, false);
+        }
     }
 
     /// Returns `n` permits; hands them to blocked waiters that fit.
@@ -455,7 +605,7 @@ impl Semaphore {
         loop {
             if s & PARKED != 0 {
                 // Checks the room for `n` itself, under the bucket lock.
-                return self.dispatch(n);
+                return self.dispatch(Entry::Release(n));
             }
             // `count <= max` always holds, so this cannot underflow.
             if n > self.params.max - (s & COUNT_MASK) {
@@ -468,27 +618,34 @@ impl Semaphore {
         }
     }
 
-    /// The slow path of `release` (and of a waiter that leaves the queue or
-    /// loses the race for its promised permits): under the bucket lock, adds
-    /// `released` permits to the count, then walks the queued waiters in
-    /// arrival order and wakes exactly those the permits can satisfy (see
-    /// the module docs for woken versus handed waiters).
+    /// The slow path of `release` and of a waiter that leaves the queue:
+    /// under the bucket lock, adds the released permits to the count, then
+    /// walks the queued waiters as the policy says (see `policy.rs`).
     #[cold]
-    fn dispatch(&self, released: u64) -> Result<(), ReleaseError> {
-        let now = Instant::now();
-        let now_ns = crate::deadline::nanos(now);
+    fn dispatch(&self, entry: Entry) -> Result<(), ReleaseError> {
+        let mut entry = entry;
+        loop {
+            let (result, again) = self.walk(entry);
+            if !again {
+                return result;
+            }
+            // The walk met a hold whose waiter was gone, and cleared it:
+            // walk again without it (its permits are already counted).
+            entry = Entry::Leave;
+        }
+    }
+
+    /// One walk of the queue. Returns the release's result, and whether the
+    /// walk must be repeated (see `Walk::lost_hold`).
+    fn walk(&self, entry: Entry) -> (Result<(), ReleaseError>, bool) {
+        let released = match entry {
+            Entry::Release(n) => n,
+            _ => 0,
+        };
+        let now = deadline::nanos(Instant::now());
         // Shared by the filter and the callback (both run under the lock).
         let result = Cell::new(Ok(()));
-        let visited_any = Cell::new(false);
-        // May a starving waiter be served by handoff now (default mode)?
-        let fair_due = Cell::new(now_ns >= self.slow.next_fair.load(Relaxed));
-        // Serve in strict arrival order by handoff: FIFO mode, or a waiter
-        // is being held for (`HANDOFF` set by an earlier dispatch).
-        let strict = Cell::new(self.params.fifo);
-        // Permits not yet promised to woken threads, for waking.
-        let budget = Cell::new(0u64);
-        // Whether the walk stopped at a waiter that must be served first.
-        let hold_back = Cell::new(false);
+        let walk: RefCell<Option<Walk>> = RefCell::new(None);
 
         let filter = |token: ParkToken| {
             // SAFETY: every token on this key was made by `acquire_slow` from
@@ -496,62 +653,52 @@ impl Semaphore {
             // blocked inside `park` until it is dequeued, and dequeuing (by an
             // unparker or by its own timeout) needs the bucket lock that is
             // held while this filter runs, so the record is alive; its
-            // mutable parts are atomics, written by dispatchers under this
-            // same lock (and by the owner only while it is not queued).
-            let waiter = unsafe { &*core::ptr::with_exposed_provenance::<WaitRecord>(token.0) };
-            if !visited_any.replace(true) {
-                strict.set(strict.get() || self.state.load(Relaxed) & HANDOFF != 0);
+            // mutable parts are atomics, written under this same lock (and by
+            // the owner only while it is not queued).
+            let record = unsafe { &*core::ptr::with_exposed_provenance::<WaitRecord>(token.0) };
+            let mut walk = walk.borrow_mut();
+            if walk.is_none() {
+                // The first waiter: publish the release, then start.
                 match self.publish(released) {
-                    Ok(count) => {
-                        budget.set(count.saturating_sub(self.slow.promised.load(Relaxed)));
-                    }
+                    Ok(count) => *walk = Some(Walk::new(self.start(entry, now, count))),
                     Err(e) => {
                         result.set(Err(e));
                         return FilterOp::Stop;
                     }
                 }
             }
-            let starving = fair_due.get() && waiter.starving(now);
-            if strict.get() || starving {
-                // Hand the permits over, or stop here.
-                if self.take_for_waiter(waiter.n).is_ok() {
-                    budget.set(budget.get().saturating_sub(waiter.n));
-                    waiter.handed.store(true, Release);
-                    if starving && !self.params.fifo {
-                        // One fairness handoff per interval.
-                        fair_due.set(false);
-                        let next = now_ns.saturating_add(FAIR_INTERVAL.as_nanos() as u64);
-                        self.slow.next_fair.store(next, Relaxed);
-                    }
-                    return FilterOp::Unpark;
-                }
-                // A FIFO or starving waiter holds everyone behind it back
-                // (and running threads too, via `HANDOFF`) until it fits.
-                hold_back.set(self.params.fifo || starving);
-                waiter.passed_over.store(true, Relaxed);
+            let Some(walk) = walk.as_mut() else {
                 return FilterOp::Stop;
-            }
-            if waiter.n <= budget.get() {
-                budget.set(budget.get() - waiter.n);
-                self.slow.promised.fetch_add(waiter.n, Relaxed);
-                return FilterOp::Unpark;
-            }
-            waiter.passed_over.store(true, Relaxed);
-            if budget.get() == 0 {
-                FilterOp::Stop
-            } else {
-                FilterOp::Skip
-            }
+            };
+            let waiter = record.view();
+            let decision = loop {
+                let decision = walk.decide(&waiter, self.value());
+                // A hand-over fails only if running threads took permits
+                // since the count was read: decide again on the new count.
+                if decision.verdict != Verdict::Hand || self.take_for_waiter(waiter.n).is_ok() {
+                    break decision;
+                }
+            };
+            walk.commit(&waiter, &decision);
+            record.apply(&decision.mark);
+            self.carry_out(record, &decision)
         };
         let callback = |unparked: UnparkResult| {
-            if !visited_any.get() {
+            let walk = walk.borrow();
+            match (result.get(), walk.as_ref()) {
+                // The release overflowed at the first waiter: nothing changed.
+                (Err(_), _) => {}
                 // Nobody was queued after all: release into the count and
                 // clear the queue flags (we hold the lock and the queue is
                 // empty).
-                result.set(self.publish_unqueued(released));
-            } else if result.get().is_ok() {
-                let more = unparked.have_more_threads;
-                self.set_queue_flags(more, more && (self.params.fifo || hold_back.get()));
+                (Ok(()), None) => result.set(self.publish_unqueued(released)),
+                (Ok(()), Some(walk)) => {
+                    let more = unparked.have_more_threads;
+                    let finish = walk.finish(more);
+                    self.set_queue_flags(more, finish.handoff);
+                    self.slow.hold_until.store(finish.hold_until, Relaxed);
+                    self.slow.next_fair.store(finish.next_fair, Relaxed);
+                }
             }
             TOKEN_WOKEN
         };
@@ -559,9 +706,44 @@ impl Semaphore {
         // address; (2) `filter` and `callback` that neither panic nor call
         // into the parking lot: they only read wait records and do atomic
         // operations (`publish` and friends return errors instead of
-        // panicking).
+        // panicking; the `RefCell` is borrowed by one of them at a time).
         unsafe { parking::unpark_filter(self.key(), filter, callback) };
-        result.get()
+        let again = result.get().is_ok() && walk.borrow().as_ref().is_some_and(Walk::lost_hold);
+        (result.get(), again)
+    }
+
+    /// The inputs of a walk, read under the bucket lock.
+    fn start(&self, entry: Entry, now: u64, count: u64) -> Start {
+        Start {
+            fifo: self.params.fifo,
+            fairness: self.params.fairness,
+            entry,
+            now,
+            count,
+            promised: self.slow.promised.load(Relaxed),
+            handoff: self.state.load(Relaxed) & HANDOFF != 0,
+            hold_until: self.slow.hold_until.load(Relaxed),
+            next_fair: self.slow.next_fair.load(Relaxed),
+            timekeepers: self.slow.timekeepers.load(Relaxed),
+        }
+    }
+
+    /// Under the bucket lock: carries out a decision about `record` (its
+    /// permits, if handed, are already taken) and tells the parking lot.
+    fn carry_out(&self, record: &WaitRecord, decision: &Decision) -> FilterOp {
+        let woken = match decision.verdict {
+            Verdict::Skip => return FilterOp::Skip,
+            Verdict::Stop => return FilterOp::Stop,
+            Verdict::Hand => WOKEN_HANDED,
+            Verdict::Wake => {
+                self.slow.promised.fetch_add(record.n, Relaxed);
+                WOKEN_PROMISED
+            }
+            Verdict::Watch => WOKEN_TIMEKEEPER,
+        };
+        self.dequeued(record);
+        record.woken.store(woken, Release);
+        FilterOp::Unpark
     }
 
     /// Under the bucket lock: adds `n` permits to the count, unless that
@@ -637,6 +819,8 @@ impl Semaphore {
             if count == 0 || s & HANDOFF != 0 {
                 return 0;
             }
+            // Acquire, as any acquire: the permits' releasers' writes become
+            // visible to the drainer.
             match self
                 .state
                 .compare_exchange_weak(s, s - count, Acquire, Relaxed)
@@ -650,6 +834,13 @@ impl Semaphore {
     /// Shuts the semaphore down: every blocked acquirer returns `Closed`, and
     /// so does every later acquire. Releases keep counting. Idempotent.
     pub fn shutdown(&self) {
+        let filter = |token: ParkToken| {
+            // SAFETY: as in `walk`: the token is a live record of a thread
+            // queued on this key, read under the bucket lock.
+            let record = unsafe { &*core::ptr::with_exposed_provenance::<WaitRecord>(token.0) };
+            self.dequeued(record);
+            FilterOp::Unpark
+        };
         let callback = |_: UnparkResult| {
             let mut s = self.state.load(Relaxed);
             loop {
@@ -661,9 +852,68 @@ impl Semaphore {
             }
             TOKEN_CLOSED
         };
-        // SAFETY: as in `dispatch`: our own address as the key, and callbacks
-        // that only do atomic operations on `self`.
-        unsafe { parking::unpark_filter(self.key(), |_| FilterOp::Unpark, callback) };
+        // SAFETY: as in `walk`: our own address as the key, and callbacks
+        // that only do atomic operations on `self` and live records.
+        unsafe { parking::unpark_filter(self.key(), filter, callback) };
+    }
+
+    /// What is queued right now, read under the bucket lock without waking
+    /// anyone: the input of the liveness oracle (`oracle.rs`).
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let queue = RefCell::new(Vec::new());
+        let filter = |token: ParkToken| {
+            // SAFETY: as in `walk`: the token is a live record of a thread
+            // queued on this key, read under the bucket lock.
+            let record = unsafe { &*core::ptr::with_exposed_provenance::<WaitRecord>(token.0) };
+            queue.borrow_mut().push(Waiting {
+                waiter: record.view(),
+            });
+            FilterOp::Skip
+        };
+        let state = Cell::new(0);
+        let counters = Cell::new((0, 0));
+        let callback = |_: UnparkResult| {
+            state.set(self.state.load(Relaxed));
+            counters.set((
+                self.slow.promised.load(Relaxed),
+                self.slow.timekeepers.load(Relaxed),
+            ));
+            TOKEN_WOKEN
+        };
+        // SAFETY: as in `walk`; the filter skips every thread, so nobody is
+        // woken and nothing changes.
+        unsafe { parking::unpark_filter(self.key(), filter, callback) };
+        let s = state.get();
+        Snapshot {
+            fifo: self.params.fifo,
+            endless_holds: self.params.fairness.hold_for == u64::MAX,
+            count: s & COUNT_MASK,
+            parked: s & PARKED != 0,
+            handoff: s & HANDOFF != 0,
+            closed: s & CLOSED != 0,
+            promised: counters.get().0,
+            timekeepers: counters.get().1,
+            queue: queue.into_inner(),
+        }
+    }
+
+    /// Checks the liveness property of `oracle.rs` on one snapshot of the
+    /// queue. Returns how many threads were queued in that snapshot, and
+    /// what is wrong if the property fails. It is only meaningful when the
+    /// semaphore was quiescent at that moment (no acquire or release in
+    /// progress except threads asleep in the queue); a test knows that when
+    /// the count returned is every thread it has not seen return. For tests.
+    #[doc(hidden)]
+    pub fn liveness(&self) -> (usize, Result<(), String>) {
+        let snapshot = self.snapshot();
+        (snapshot.queue.len(), crate::oracle::check(&snapshot))
+    }
+
+    /// How many threads are queued right now (read under the bucket lock).
+    /// For tests.
+    #[doc(hidden)]
+    pub fn queued(&self) -> usize {
+        self.snapshot().queue.len()
     }
 
     /// Loom models only: makes every timed waiter on this semaphore time out.

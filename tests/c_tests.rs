@@ -22,6 +22,7 @@ const PROGRAMS: &[&str] = &[
     "fifo",
     "free_after_acquire",
     "limits",
+    "lost_wakeup",
     "mixed_shutdown",
     "posix_coexist",
     "shutdown",
@@ -293,6 +294,11 @@ fn posix_coexist_as_cxx() {
 #[test]
 fn shutdown() {
     check("shutdown");
+}
+
+#[test]
+fn lost_wakeup() {
+    check("lost_wakeup");
 }
 
 #[test]

@@ -11,7 +11,7 @@
 use loom::sync::Arc;
 use loom::thread;
 use rsem::{AcquireError, Semaphore, Wait};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Explores `f` with at most 2 preemptions per execution by default (CI);
 /// `LOOM_MAX_PREEMPTIONS=3` (scripts/verify --long) explores more.
@@ -25,6 +25,28 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
 
 fn sem(value: u64, max: u64, fifo: bool) -> Arc<Semaphore> {
     Arc::new(Semaphore::new(value, max, fifo).unwrap())
+}
+
+/// A default-mode semaphore whose overtaken waiters starve at once (so the
+/// fairness handoff and holds happen in every execution), with holds that
+/// last until served (`hold`: `Duration::MAX`) or lapse at once (`ZERO`).
+fn fair_sem(value: u64, max: u64, hold: Duration) -> Arc<Semaphore> {
+    Arc::new(
+        Semaphore::with_fairness(value, max, false, Duration::ZERO, Duration::ZERO, hold).unwrap(),
+    )
+}
+
+/// Waits until `k` threads are queued on `s`.
+fn wait_queued(s: &Semaphore, k: usize) {
+    while s.queued() != k {
+        thread::yield_now();
+    }
+}
+
+/// The liveness oracle at the end of a model: nothing queued, nothing
+/// promised, no stale flag.
+fn settled(s: &Semaphore) {
+    assert_eq!(s.liveness(), (0, Ok(())));
 }
 
 fn timed() -> Wait {
@@ -56,6 +78,7 @@ fn release_wakes_a_blocked_acquirer() {
         assert_eq!(t.join().unwrap(), Ok(()));
         assert_eq!(s.value(), 0);
         assert_eq!(s.waiters(), 0);
+        settled(&s);
     });
 }
 
@@ -73,6 +96,7 @@ fn two_waiters_two_single_releases() {
             assert_eq!(t.join().unwrap(), Ok(()));
         }
         assert_eq!(s.value(), 0);
+        settled(&s);
     });
 }
 
@@ -89,6 +113,7 @@ fn try_acquire_racing_release() {
             Err(e) => panic!("{e:?}"),
         };
         assert_eq!(s.value(), 1 - taken);
+        settled(&s);
     });
 }
 
@@ -108,6 +133,7 @@ fn timeout_racing_release_never_swallows_the_permit() {
         };
         assert_eq!(s.value(), 1 - taken);
         assert_eq!(s.waiters(), 0);
+        settled(&s);
     });
 }
 
@@ -130,6 +156,7 @@ fn timed_out_waiter_passes_the_permit_on() {
         }
         assert_eq!(waiter.join().unwrap(), Ok(()));
         assert_eq!(s.value(), 0);
+        settled(&s);
     });
 }
 
@@ -146,6 +173,7 @@ fn release_n_serves_multi_permit_waiters() {
             assert_eq!(t.join().unwrap(), Ok(()));
         }
         assert_eq!(s.value(), 0);
+        settled(&s);
     });
 }
 
@@ -164,6 +192,7 @@ fn fifo_head_timing_out_releases_the_next_waiter() {
         assert_eq!(r, Err(AcquireError::TimedOut));
         assert_eq!(behind.join().unwrap(), Ok(()));
         assert_eq!(s.value(), 0);
+        settled(&s);
     });
 }
 
@@ -182,6 +211,7 @@ fn shutdown_wakes_blocked_acquirers() {
         s.release(1).unwrap();
         assert_eq!(s.value(), 1);
         assert_eq!(s.waiters(), 0);
+        settled(&s);
     });
 }
 
@@ -200,6 +230,7 @@ fn shutdown_racing_release_conserves_permits() {
             Err(e) => panic!("{e:?}"),
         };
         assert_eq!(s.value(), 1 - taken);
+        settled(&s);
     });
 }
 
@@ -230,6 +261,7 @@ fn woken_waiter_overtaken_by_a_running_thread_passes_the_wake_up_on() {
             assert_eq!(t.join().unwrap(), Ok(()));
         }
         assert_eq!(s.value(), 0);
+        settled(&s);
     });
 }
 
@@ -244,6 +276,7 @@ fn multi_permit_waiter_beside_a_running_thread() {
         b.join().unwrap();
         assert_eq!(waiter.join().unwrap(), Ok(()));
         assert_eq!(s.value(), 0);
+        settled(&s);
     });
 }
 
@@ -271,5 +304,103 @@ fn woken_waiter_that_loses_its_permits_wakes_the_next_one() {
             assert_eq!(big.join().unwrap(), Ok(()));
         }
         assert_eq!(s.value(), 0);
+        settled(&s);
+    });
+}
+
+// ---- Issue 11: the default mode's fairness, reached in every execution ----
+
+#[test]
+fn held_waiter_timing_out_lets_the_walk_reach_waiters_behind_a_misfit() {
+    // W1 (3) is starving and held for with 2 free; W2 (4) and W3 (1) queue
+    // behind it; W1 times out. W3 fits and must be served, whatever W2 asks.
+    model(|| {
+        let s = fair_sem(0, 4, Duration::MAX);
+        let w1 = spawn_acquire(&s, 3, timed());
+        wait_queued(&s, 1);
+        s.release(1).unwrap(); // W1 does not fit: passed over.
+        let w2 = spawn_acquire(&s, 4, Wait::Forever);
+        wait_queued(&s, 2);
+        s.release(1).unwrap(); // Hold for W1.
+        let w3 = spawn_acquire(&s, 1, Wait::Forever);
+        wait_queued(&s, 3);
+        s.fire_timeouts();
+        assert_eq!(w1.join().unwrap(), Err(AcquireError::TimedOut));
+        assert_eq!(w3.join().unwrap(), Ok(()));
+        s.release(3).unwrap();
+        assert_eq!(w2.join().unwrap(), Ok(()));
+        assert_eq!(s.value(), 0);
+        settled(&s);
+    });
+}
+
+#[test]
+fn held_waiter_served_by_handoff_lets_the_walk_go_on() {
+    // W1 (3) held, W2 (3), W3 (1); a release of 3 hands W1 its 3 and the 2
+    // left must reach W3 past W2.
+    model(|| {
+        let s = fair_sem(0, 5, Duration::MAX);
+        let w1 = spawn_acquire(&s, 3, Wait::Forever);
+        wait_queued(&s, 1);
+        s.release(1).unwrap();
+        let w2 = spawn_acquire(&s, 3, Wait::Forever);
+        wait_queued(&s, 2);
+        s.release(1).unwrap(); // Hold for W1.
+        let w3 = spawn_acquire(&s, 1, Wait::Forever);
+        wait_queued(&s, 3);
+        s.release(3).unwrap();
+        assert_eq!(w1.join().unwrap(), Ok(()));
+        assert_eq!(w3.join().unwrap(), Ok(()));
+        s.release(2).unwrap();
+        assert_eq!(w2.join().unwrap(), Ok(()));
+        assert_eq!(s.value(), 0);
+        settled(&s);
+    });
+}
+
+#[test]
+fn hold_racing_a_running_thread_and_a_release() {
+    // A starving 2-permit waiter, a running thread that takes and returns a
+    // permit, and two single releases: the hold must collect both permits
+    // for the waiter in every interleaving, and leave no flag behind.
+    model(|| {
+        let s = fair_sem(0, 4, Duration::MAX);
+        let waiter = spawn_acquire(&s, 2, Wait::Forever);
+        wait_queued(&s, 1);
+        s.release(1).unwrap(); // Passed over (and starving from now on).
+        let b = barger(&s);
+        s.release(1).unwrap();
+        b.join().unwrap();
+        assert_eq!(waiter.join().unwrap(), Ok(()));
+        assert_eq!(s.value(), 0);
+        settled(&s);
+    });
+}
+
+#[test]
+fn a_hold_that_cannot_be_met_lapses() {
+    // Issue 11 item 7: W (3) is held for while only 2 permits circulate; a
+    // running thread that wants 1 is held back, keeps the hold's time, and
+    // once the hold's deadline passes it takes its permit.
+    model(|| {
+        let s = fair_sem(0, 3, Duration::ZERO);
+        let w = spawn_acquire(&s, 3, Wait::Forever);
+        wait_queued(&s, 1);
+        s.release(1).unwrap();
+        s.release(1).unwrap(); // Hold for W.
+        let t = {
+            let s = s.clone();
+            thread::spawn(move || {
+                s.acquire(1, Wait::Forever)?;
+                s.release(1).map_err(|_| AcquireError::Closed)
+            })
+        };
+        let tick = clock(&s);
+        assert_eq!(t.join().unwrap(), Ok(()));
+        tick.join().unwrap();
+        s.release(1).unwrap();
+        assert_eq!(w.join().unwrap(), Ok(()));
+        assert_eq!(s.value(), 0);
+        settled(&s);
     });
 }
