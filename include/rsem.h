@@ -237,9 +237,12 @@ RSEM_API int sem_acquire_until(rsem_semaphore *sem, int64_t n, int64_t deadline_
 
 /**
  * Releases one permit, like Python's `release()`: if threads are blocked,
- * exactly one of those it can satisfy is woken (in FIFO mode, or for a
- * waiter that has been overtaken for over a millisecond, the permit is
- * handed to it directly).
+ * it wakes at most one, and only one that the permits now free can satisfy
+ * (in FIFO mode, or for a waiter that has been overtaken for over a
+ * millisecond, the permits are handed to it directly). In the default mode
+ * a woken thread may find its permit taken by a running thread; it then
+ * passes the wake-up on and waits again, so no thread stays asleep while
+ * the free permits could serve it.
  *
  * Returns `SEM_OK`; `SEM_EOVERFLOW` if the count would pass the semaphore's
  * maximum (for a bounded semaphore its initial value, otherwise

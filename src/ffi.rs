@@ -4,6 +4,13 @@
 //! Every function checks its handle for NULL first, validates every integer
 //! and float it is given, and never lets a panic cross into C. The doc
 //! comments here are copied into `include/rsem.h` by cbindgen.
+//!
+//! Validation has one home per rule: this layer turns C's values into Rust
+//! ones and refuses what has no Rust meaning (a negative count or request,
+//! NaN, unknown flags: `SEM_EINVAL`) or no meaning for this semaphore (a
+//! request for more than its maximum, which could never be met); the state
+//! machine checks the rest (`value <= max <= COUNT_MAX` at creation, and
+//! whether a release fits under the maximum: `SEM_EOVERFLOW`).
 
 use core::ffi::c_int;
 use core::ptr;
@@ -14,15 +21,15 @@ use crate::errno::set_errno;
 use crate::panic::guard;
 use crate::semaphore::Semaphore;
 use crate::status::{
-    AcquireError, KNOWN_FLAGS, SEM_COUNT_MAX, SEM_EINVAL, SEM_EOVERFLOW, SEM_FIFO, SEM_OK,
-    acquire_code, release_code,
+    AcquireError, KNOWN_FLAGS, SEM_COUNT_MAX, SEM_EINVAL, SEM_FIFO, SEM_OK, acquire_code,
+    release_code,
 };
 
 /// Allocates a semaphore; NULL with errno `ENOMEM` if memory ran out.
 fn allocate(semaphore: Semaphore) -> *mut Semaphore {
     let layout = Layout::new::<Semaphore>();
     // SAFETY: `alloc` needs a layout of non-zero size; `Semaphore` is not
-    // zero-sized (it holds two atomics).
+    // zero-sized (three cache lines: state, parameters, slow counters).
     let raw = unsafe { alloc(layout) }.cast::<Semaphore>();
     if raw.is_null() {
         set_errno(libc::ENOMEM);
@@ -36,17 +43,18 @@ fn allocate(semaphore: Semaphore) -> *mut Semaphore {
 
 /// Builds a semaphore from C's integers, or NULL with errno `EINVAL`.
 fn create(value: i64, max: i64, flags: u32) -> *mut Semaphore {
-    if flags & !KNOWN_FLAGS != 0 || value < 0 || max > SEM_COUNT_MAX {
-        set_errno(libc::EINVAL);
-        return ptr::null_mut();
-    }
     let fifo = flags & SEM_FIFO != 0;
-    // `value >= 0` was checked; a negative `max` fails `value <= max` below.
-    let Ok(max) = u64::try_from(max) else {
+    // Negative values and unknown flags have no meaning; the ranges
+    // (`value <= max <= SEM_COUNT_MAX`) are `Semaphore::new`'s to check.
+    let (Ok(value), Ok(max), 0) = (
+        u64::try_from(value),
+        u64::try_from(max),
+        flags & !KNOWN_FLAGS,
+    ) else {
         set_errno(libc::EINVAL);
         return ptr::null_mut();
     };
-    match Semaphore::new(value as u64, max, fifo) {
+    match Semaphore::new(value, max, fifo) {
         Some(semaphore) => allocate(semaphore),
         None => {
             set_errno(libc::EINVAL);
@@ -317,9 +325,12 @@ fn permits_to_acquire(s: &Semaphore, n: i64) -> Option<u64> {
 }
 
 /// Releases one permit, like Python's `release()`: if threads are blocked,
-/// exactly one of those it can satisfy is woken (in FIFO mode, or for a
-/// waiter that has been overtaken for over a millisecond, the permit is
-/// handed to it directly).
+/// it wakes at most one, and only one that the permits now free can satisfy
+/// (in FIFO mode, or for a waiter that has been overtaken for over a
+/// millisecond, the permits are handed to it directly). In the default mode
+/// a woken thread may find its permit taken by a running thread; it then
+/// passes the wake-up on and waits again, so no thread stays asleep while
+/// the free permits could serve it.
 ///
 /// Returns `SEM_OK`; `SEM_EOVERFLOW` if the count would pass the semaphore's
 /// maximum (for a bounded semaphore its initial value, otherwise
@@ -365,12 +376,8 @@ pub unsafe extern "C" fn sem_release_n(sem: *mut Semaphore, n: i64) -> c_int {
             if n < 1 {
                 return SEM_EINVAL;
             }
-            // n >= 1; more than COUNT_MAX permits can never fit.
-            let n = n as u64;
-            if n > s.max() {
-                return SEM_EOVERFLOW;
-            }
-            release_code(s.release(n))
+            // n >= 1; whether it fits is the state machine's to say.
+            release_code(s.release(n as u64))
         })
     }
 }

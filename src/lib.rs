@@ -19,7 +19,7 @@ mod oracle;
 mod panic;
 mod parking;
 mod policy;
-pub mod semaphore;
+mod semaphore;
 pub mod status;
 
 pub use deadline::{Wait, clock_ns, from_deadline_ns, from_timeout_seconds};

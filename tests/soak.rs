@@ -1,14 +1,17 @@
 //! Concurrent soak test: many threads run random mixes of every operation of
 //! the C ABI on shared semaphores (default and FIFO mode) for a while; at the
 //! end the count must equal initial + released - acquired - drained, and no
-//! thread may be left blocked.
+//! thread may be left blocked. Every 20 ms the run pauses: each worker stops
+//! between operations or stays asleep in the queue, and once every worker is
+//! one or the other (seen in one snapshot of the queue), the liveness oracle
+//! (src/oracle.rs) checks the queue: nobody asleep who could be served.
 //!
 //! Quick by default (about 2 s per mode); `RSEM_SOAK_SECS=300` for a long run.
 
 use rsem::ffi::*;
 use rsem::status::*;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -28,6 +31,10 @@ struct Tally {
     released: AtomicI64,
     drained: AtomicI64,
     operations: AtomicU64,
+    /// Set by the main thread to pause the workers for an oracle check.
+    pause: AtomicBool,
+    /// Workers stopped between operations while `pause` is set.
+    paused: AtomicUsize,
 }
 
 fn worker(id: u64, sem: &Handle, tally: &Tally, stop: &AtomicBool) {
@@ -42,6 +49,13 @@ fn worker(id: u64, sem: &Handle, tally: &Tally, stop: &AtomicBool) {
     // Permits this thread holds and will give back before leaving.
     let mut held: i64 = 0;
     while !stop.load(Relaxed) {
+        if tally.pause.load(Relaxed) {
+            tally.paused.fetch_add(1, Relaxed);
+            while tally.pause.load(Relaxed) {
+                thread::yield_now();
+            }
+            tally.paused.fetch_sub(1, Relaxed);
+        }
         tally.operations.fetch_add(1, Relaxed);
         let n = 1 + (next() % 3) as i64;
         // Waiting without limit while holding permits could deadlock the
@@ -118,11 +132,13 @@ fn soak(flags: u32, run_for: Duration) {
         })
         .collect();
     let start = Instant::now();
+    let mut checks = 0;
     while start.elapsed() < run_for {
         thread::sleep(Duration::from_millis(20)); // pacing the run, not a proof
         // Every holder returns its permits eventually, so the count can never
         // be stuck above what the tally allows.
         assert!(unsafe { sem_value(sem.0) } <= MAX);
+        checks += quiescent_check(&sem, &tally);
     }
     stop.store(true, Relaxed);
     // Threads blocked without limit need the shutdown to leave.
@@ -137,15 +153,41 @@ fn soak(flags: u32, run_for: Duration) {
         tally.drained.load(Relaxed),
     );
     println!(
-        "soak ({}): {} operations in {:?}; acquired {acquired}, released {released}, drained {drained}, left {value}",
+        "soak ({}): {} operations in {:?}; acquired {acquired}, released {released}, drained {drained}, left {value}; {checks} oracle checks",
         if flags == SEM_FIFO { "fifo" } else { "default" },
         tally.operations.load(Relaxed),
         run_for
     );
+    assert!(checks > 0, "no quiescent moment was checked");
     assert_eq!(value, INITIAL + released - acquired - drained);
     assert_eq!(unsafe { sem_waiters(sem.0) }, 0);
     assert!(tally.operations.load(Relaxed) > 1000, "the soak barely ran");
     unsafe { sem_free(sem.0) };
+}
+
+/// Pauses the workers until each is stopped or asleep in the queue (in one
+/// snapshot), and checks the liveness oracle there. Returns 1 if it checked,
+/// 0 if no quiescent moment came within a second (all workers busy holding
+/// permits in timed waits is possible, if unlikely).
+fn quiescent_check(sem: &Handle, tally: &Tally) -> u32 {
+    tally.pause.store(true, Relaxed);
+    let start = Instant::now();
+    let mut checked = 0;
+    while start.elapsed() < Duration::from_secs(1) {
+        let paused = tally.paused.load(Relaxed);
+        // SAFETY: the handle is live until the test frees it at the end.
+        let (queued, verdict) = unsafe { &*sem.0 }.liveness();
+        if paused + queued == THREADS {
+            if let Err(e) = verdict {
+                panic!("liveness oracle: {e}");
+            }
+            checked = 1;
+            break;
+        }
+        thread::yield_now();
+    }
+    tally.pause.store(false, Relaxed);
+    checked
 }
 
 fn duration() -> Duration {

@@ -263,3 +263,35 @@ def test_ctrl_c_ends_a_blocked_acquire_without_losing_a_permit():
         assert child.wait(10) == 0
     finally:
         child.kill()
+
+
+@pytest.mark.parametrize("kind", ["Semaphore", "BoundedSemaphore"])
+def test_a_semaphore_of_zero_maximum_acquires_like_threading(kind):
+    # BoundedSemaphore(0) can never hold a permit: threading's acquire
+    # returns False (non-blocking) or after the timeout, never raises.
+    for module in (threading, rsem):
+        s = getattr(module, kind)(0)
+        assert s.acquire(False) is False
+        assert s.acquire(blocking=False) is False
+        start = time.monotonic()
+        assert s.acquire(timeout=0.05) is False
+        assert time.monotonic() - start >= 0.05
+
+
+def test_reinit_while_a_thread_waits_is_refused_and_the_waiter_survives():
+    s = rsem.Semaphore(0)
+    got = []
+    t = threading.Thread(target=lambda: got.append(s.acquire(timeout=30)))
+    t.start()
+    deadline = time.monotonic() + 20
+    while s.waiters == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    with pytest.raises(RuntimeError):
+        s.__init__(5)
+    s.release()
+    t.join()
+    assert got == [True]
+    # With nobody waiting, __init__ again starts afresh, as threading does.
+    s.__init__(2)
+    assert s.acquire(False) and s.acquire(False) and not s.acquire(False)

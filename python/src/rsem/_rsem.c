@@ -8,8 +8,10 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "rsem.h"
 
@@ -23,6 +25,9 @@ typedef struct {
     rsem_semaphore *sem;
     int64_t initial;
     int bounded;
+    /* Calls that use `sem` with the GIL released (blocked acquires): while
+     * any is in progress, `__init__` must not replace (free) `sem`. */
+    long busy;
 } SemObject;
 
 static PyTypeObject SemaphoreType;
@@ -50,7 +55,17 @@ static int make(SemObject *self, PyObject *args, PyObject *kwds, int bounded) {
         PyErr_NoMemory();
         return -1;
     }
-    if (self->sem != NULL) sem_free(self->sem); /* __init__ called again */
+    if (self->sem != NULL) {
+        /* __init__ called again, as threading allows: replace the semaphore,
+         * but never free it under threads blocked on it. */
+        if (self->busy > 0) {
+            sem_free(sem);
+            PyErr_SetString(PyExc_RuntimeError,
+                            "cannot re-initialize a semaphore while threads wait on it");
+            return -1;
+        }
+        sem_free(self->sem);
+    }
     self->sem = sem;
     self->initial = value;
     self->bounded = bounded;
@@ -106,8 +121,11 @@ static PyObject *acquire_n(SemObject *self, int64_t n, int blocking, PyObject *t
             return NULL;
         }
     }
-    /* First a non-blocking attempt, without releasing the GIL. */
-    int status = sem_acquire_many(self->sem, n, 0.0);
+    /* First a non-blocking attempt, without releasing the GIL. A semaphore
+     * whose maximum is 0 can never hold a permit: rsem refuses to wait on it
+     * (SEM_EINVAL), threading waits in vain; so do we. */
+    int never = sem_max(self->sem) == 0;
+    int status = never ? SEM_TIMEDOUT : sem_acquire_many(self->sem, n, 0.0);
     if (status == SEM_OK) Py_RETURN_TRUE;
     if (status != SEM_TIMEDOUT) return status_error(status);
     if (!blocking || (timeout_obj != Py_None && timeout <= 0)) Py_RETURN_FALSE;
@@ -121,9 +139,18 @@ static PyObject *acquire_n(SemObject *self, int64_t n, int blocking, PyObject *t
     for (;;) {
         int64_t now = sem_clock_ns();
         int64_t slice = deadline - now > SIGNAL_CHECK_NS ? now + SIGNAL_CHECK_NS : deadline;
+        self->busy++;
         Py_BEGIN_ALLOW_THREADS
-        status = sem_acquire_until(self->sem, n, slice);
+        if (never) {
+            struct timespec ts = {(slice - now) / 1000000000LL, (slice - now) % 1000000000LL};
+            while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+            }
+            status = SEM_TIMEDOUT;
+        } else {
+            status = sem_acquire_until(self->sem, n, slice);
+        }
         Py_END_ALLOW_THREADS
+        self->busy--;
         if (status == SEM_OK) Py_RETURN_TRUE;
         if (status != SEM_TIMEDOUT) return status_error(status);
         if (slice == deadline) Py_RETURN_FALSE;
