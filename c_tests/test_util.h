@@ -71,6 +71,36 @@ static inline void *join(pthread_t t) {
     return ret;
 }
 
+/* Sleeps for `ms` milliseconds (set-up only, never as proof). */
+#ifdef _WIN32
+#include <windows.h>
+static inline void sleep_ms(long ms) { Sleep((DWORD)ms); }
+#else
+static inline void sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+#endif
+
+static void *watchdog_thread(void *arg) {
+    long seconds = (long)(intptr_t)arg;
+    sleep_ms(seconds * 1000);
+    fprintf(stderr, "watchdog: still running after %ld s: a hang\n", seconds);
+    fflush(stderr);
+    _Exit(3);
+    return NULL;
+}
+
+/* Ends the program with a failure if it runs longer than `seconds` (ten
+ * times longer under valgrind): for tests whose failure mode is a hang. */
+static inline void start_watchdog(long seconds) {
+    if (getenv("RSEM_TEST_SCALE")) seconds *= 10;
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, watchdog_thread, (void *)(intptr_t)seconds) == 0);
+    CHECK(pthread_detach(t) == 0);
+}
+
 /* Iteration counts are divided by RSEM_TEST_SCALE (set to a larger number
  * when the tests run under valgrind, which serialises threads). */
 static inline long scaled(long n) {
