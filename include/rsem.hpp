@@ -176,9 +176,14 @@ public:
     bool try_acquire_many_until(std::ptrdiff_t n,
                                 const std::chrono::time_point<Clock, Duration>& abs_time) {
         check_n(n);
-        const auto now = Clock::now();
-        const std::int64_t rel = abs_time <= now ? 0 : detail::to_ns(abs_time - now);
-        return detail::acquired(sem_acquire_until(sem_, n, detail::deadline_after(rel)));
+        // In long double nanoseconds: subtracting (or even comparing) time
+        // points of different durations converts both to the finer one, which
+        // overflows at the far end of a coarse clock (hours::max()): that far
+        // end means no limit.
+        using exact = std::chrono::duration<long double, std::nano>;
+        const exact rel = exact(abs_time.time_since_epoch()) - exact(Clock::now().time_since_epoch());
+        return detail::acquired(
+            sem_acquire_until(sem_, n, detail::deadline_after(detail::to_ns(rel))));
     }
 
     /// Blocked and later acquires throw semaphore_closed (try_acquire returns

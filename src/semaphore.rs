@@ -1111,6 +1111,42 @@ mod tests {
     }
 
     #[test]
+    fn held_waiter_timing_out_with_no_permit_free_ends_its_hold() {
+        // White box (no public path empties the count during a hold without
+        // real-time lapses): the held waiter leaves while the count is 0, so
+        // no walk follows; its leaving alone must clear HANDOFF, or running
+        // threads stay kept out for nobody.
+        let s = Arc::new(
+            Semaphore::with_fairness(
+                0,
+                COUNT_MAX,
+                false,
+                Duration::ZERO,
+                Duration::ZERO,
+                Duration::MAX,
+            )
+            .unwrap(),
+        );
+        let w1 = {
+            let s = s.clone();
+            thread::spawn(move || s.acquire(3, in_ms(200)))
+        };
+        eventually("W1 queued", || s.queued() == 1);
+        assert_eq!(s.release(1), Ok(())); // W1 passed over.
+        let w2 = {
+            let s = s.clone();
+            thread::spawn(move || s.acquire(5, Wait::Forever))
+        };
+        eventually("W2 queued", || s.queued() == 2);
+        assert_eq!(s.release(1), Ok(())); // A hold for W1.
+        assert_eq!(s.take_for_waiter(2), Ok(()));
+        assert_eq!(w1.join().unwrap(), Err(AcquireError::TimedOut));
+        assert_eq!(s.liveness(), (1, Ok(())));
+        assert_eq!(s.release(5), Ok(()));
+        assert_eq!(w2.join().unwrap(), Ok(()));
+    }
+
+    #[test]
     fn contended_permits_are_conserved() {
         let s = Arc::new(Semaphore::new(3, 3, false).unwrap());
         let inside = Arc::new(AtomicUsize::new(0));

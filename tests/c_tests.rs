@@ -33,7 +33,7 @@ const PROGRAMS: &[&str] = &[
 ];
 
 /// Every C++ program in `c_tests/cxx/` (tests of include/rsem.hpp, C++20).
-const CXX_PROGRAMS: &[&str] = &["interface", "stress"];
+const CXX_PROGRAMS: &[&str] = &["chrono_edges", "interface", "stress"];
 
 /// What the static library needs from the system (from
 /// `rustc --print native-static-libs` on Linux).
@@ -232,6 +232,11 @@ fn every_c_program_has_a_test() {
         .collect();
     found.sort();
     assert_eq!(found, CXX_PROGRAMS);
+}
+
+#[test]
+fn cxx_chrono_edges() {
+    check_as("chrono_edges", Lang::Cxx);
 }
 
 #[test]

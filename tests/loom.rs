@@ -404,3 +404,27 @@ fn a_hold_that_cannot_be_met_lapses() {
         settled(&s);
     });
 }
+
+#[test]
+fn waiter_queued_before_a_hold_is_woken_to_keep_its_time() {
+    // T (2) queued before the hold for W (3) began, so it sleeps without the
+    // hold's deadline: the walk that starts the hold must wake it to keep
+    // time, or nobody ends the hold when it lapses. (From the mutation run:
+    // without the timekeeper this model deadlocks.)
+    model(|| {
+        let s = fair_sem(0, 3, Duration::ZERO);
+        let w = spawn_acquire(&s, 3, Wait::Forever);
+        wait_queued(&s, 1);
+        s.release(1).unwrap(); // W passed over.
+        let t = spawn_acquire(&s, 2, Wait::Forever);
+        wait_queued(&s, 2);
+        s.release(1).unwrap(); // Count 2: a hold for W; T fits but is held back.
+        let tick = clock(&s);
+        assert_eq!(t.join().unwrap(), Ok(()));
+        tick.join().unwrap();
+        s.release(3).unwrap();
+        assert_eq!(w.join().unwrap(), Ok(()));
+        assert_eq!(s.value(), 0);
+        settled(&s);
+    });
+}

@@ -154,7 +154,10 @@ fn a_hold_that_cannot_be_met_lapses_and_running_threads_go_on() {
     let done = Arc::new(AtomicUsize::new(0));
     let big = acquirer(&s, 3, Wait::Forever, &done);
     eventually("big queued", || s.queued() == 1);
-    for _ in 0..2000 {
+    // Loop for 30 ms (a count could end before the 1 ms after which the big
+    // waiter starves and the hold begins): many holds begin and lapse.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(30) {
         s.acquire(1, Wait::Forever).unwrap();
         s.release(1).unwrap();
     }
