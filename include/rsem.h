@@ -8,6 +8,16 @@
  * sem_free() must not race other calls on the same handle (as POSIX
  * sem_destroy). Functions taking a handle return SEM_EINVAL for NULL.
  * No name here clashes with <semaphore.h> or <limits.h>.
+ *
+ * Thread cancellation: no rsem function is a cancellation point (glibc's
+ * sem_wait is one). A thread cancelled (deferred) while blocked in an acquire
+ * waits on until it acquires, times out or the semaphore is shut down, and is
+ * cancelled at its next cancellation point holding what it acquired: push a
+ * cleanup handler that releases it (pthread_cleanup_push), as for a mutex, or
+ * end waits with timeouts or sem_shutdown(). Asynchronous cancellation inside
+ * an rsem call is undefined. (Why: glibc cancels by unwinding the stack, and
+ * unwinding through rsem's Rust frames is not allowed; an acquire that gave
+ * up and then unwound would need exactly that.)
  */
 
 #ifndef RSEM_H

@@ -18,6 +18,7 @@ use std::sync::OnceLock;
 /// Every C program in `c_tests/`, each run by the test of the same name.
 const PROGRAMS: &[&str] = &[
     "api_basic",
+    "cancel",
     "contention",
     "fifo",
     "free_after_acquire",
@@ -299,6 +300,11 @@ fn posix_coexist_as_cxx() {
 #[test]
 fn shutdown() {
     check("shutdown");
+}
+
+#[test]
+fn cancel() {
+    check("cancel");
 }
 
 #[test]
