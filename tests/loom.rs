@@ -310,20 +310,32 @@ fn woken_waiter_that_loses_its_permits_wakes_the_next_one() {
 
 // ---- Issue 11: the default mode's fairness, reached in every execution ----
 
+/// Issue 11's set-up on `s` (empty): W1 (3, waiting as `w1_wait`) is
+/// passed over, W2 (`w2_n`) queues, a second release starts a hold for W1
+/// with 2 free, and W3 (1) queues behind them.
+fn hold_with_two_behind(
+    s: &Arc<Semaphore>,
+    w1_wait: Wait,
+    w2_n: u64,
+) -> [thread::JoinHandle<Result<(), AcquireError>>; 3] {
+    let w1 = spawn_acquire(s, 3, w1_wait);
+    wait_queued(s, 1);
+    s.release(1).unwrap(); // W1 does not fit: passed over.
+    let w2 = spawn_acquire(s, w2_n, Wait::Forever);
+    wait_queued(s, 2);
+    s.release(1).unwrap(); // Count 2: a hold for W1.
+    let w3 = spawn_acquire(s, 1, Wait::Forever);
+    wait_queued(s, 3);
+    [w1, w2, w3]
+}
+
 #[test]
 fn held_waiter_timing_out_lets_the_walk_reach_waiters_behind_a_misfit() {
     // W1 (3) is starving and held for with 2 free; W2 (4) and W3 (1) queue
     // behind it; W1 times out. W3 fits and must be served, whatever W2 asks.
     model(|| {
         let s = fair_sem(0, 4, Duration::MAX);
-        let w1 = spawn_acquire(&s, 3, timed());
-        wait_queued(&s, 1);
-        s.release(1).unwrap(); // W1 does not fit: passed over.
-        let w2 = spawn_acquire(&s, 4, Wait::Forever);
-        wait_queued(&s, 2);
-        s.release(1).unwrap(); // Hold for W1.
-        let w3 = spawn_acquire(&s, 1, Wait::Forever);
-        wait_queued(&s, 3);
+        let [w1, w2, w3] = hold_with_two_behind(&s, timed(), 4);
         s.fire_timeouts();
         assert_eq!(w1.join().unwrap(), Err(AcquireError::TimedOut));
         assert_eq!(w3.join().unwrap(), Ok(()));
@@ -340,14 +352,7 @@ fn held_waiter_served_by_handoff_lets_the_walk_go_on() {
     // left must reach W3 past W2.
     model(|| {
         let s = fair_sem(0, 5, Duration::MAX);
-        let w1 = spawn_acquire(&s, 3, Wait::Forever);
-        wait_queued(&s, 1);
-        s.release(1).unwrap();
-        let w2 = spawn_acquire(&s, 3, Wait::Forever);
-        wait_queued(&s, 2);
-        s.release(1).unwrap(); // Hold for W1.
-        let w3 = spawn_acquire(&s, 1, Wait::Forever);
-        wait_queued(&s, 3);
+        let [w1, w2, w3] = hold_with_two_behind(&s, Wait::Forever, 3);
         s.release(3).unwrap();
         assert_eq!(w1.join().unwrap(), Ok(()));
         assert_eq!(w3.join().unwrap(), Ok(()));
