@@ -418,9 +418,9 @@ impl Walk {
     }
 
     /// Whether the walk ended believing in a hold whose held waiter it
-    /// never met (it left without ending the hold; `finish` then clears
-    /// `HANDOFF`): the caller must walk again, since the waiters skipped
-    /// for the hold may fit.
+    /// never met (`finish` then clears `HANDOFF`). The state machine never
+    /// lets that happen (a held waiter's leaving ends its hold) and asserts
+    /// it in debug builds.
     pub fn lost_hold(&self) -> bool {
         self.phase == Phase::BeforeHeld
     }

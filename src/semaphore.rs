@@ -623,21 +623,6 @@ impl Semaphore {
     /// walks the queued waiters as the policy says (see `policy.rs`).
     #[cold]
     fn dispatch(&self, entry: Entry) -> Result<(), ReleaseError> {
-        let mut entry = entry;
-        loop {
-            let (result, again) = self.walk(entry);
-            if !again {
-                return result;
-            }
-            // The walk met a hold whose waiter was gone, and cleared it:
-            // walk again without it (its permits are already counted).
-            entry = Entry::Leave;
-        }
-    }
-
-    /// One walk of the queue. Returns the release's result, and whether the
-    /// walk must be repeated (see `Walk::lost_hold`).
-    fn walk(&self, entry: Entry) -> (Result<(), ReleaseError>, bool) {
         let released = match entry {
             Entry::Release(n) => n,
             _ => 0,
@@ -693,6 +678,12 @@ impl Semaphore {
                 // empty).
                 (Ok(()), None) => result.set(self.publish_unqueued(released)),
                 (Ok(()), Some(walk)) => {
+                    // A held waiter never leaves the queue with its hold on:
+                    // it is handed its permits (which ends the hold), or its
+                    // hold lapses, or it times out and `leave_on_timeout`
+                    // ends the hold under this lock. So the walk always meets
+                    // it.
+                    debug_assert!(!walk.lost_hold(), "a hold outlived its waiter");
                     let more = unparked.have_more_threads;
                     let finish = walk.finish(more);
                     self.set_queue_flags(more, finish.handoff);
@@ -708,8 +699,7 @@ impl Semaphore {
         // operations (`publish` and friends return errors instead of
         // panicking; the `RefCell` is borrowed by one of them at a time).
         unsafe { parking::unpark_filter(self.key(), filter, callback) };
-        let again = result.get().is_ok() && walk.borrow().as_ref().is_some_and(Walk::lost_hold);
-        (result.get(), again)
+        result.get()
     }
 
     /// The inputs of a walk, read under the bucket lock.
