@@ -18,6 +18,30 @@
  * an rsem call is undefined. (Why: glibc cancels by unwinding the stack, and
  * unwinding through rsem's Rust frames is not allowed; an acquire that gave
  * up and then unwound would need exactly that.)
+ *
+ * Signal handlers (as POSIX sem_post): sem_release() and sem_release_n() are
+ * async-signal-safe on Linux, even in a handler that interrupted an rsem call
+ * on the same thread and the same semaphore: a release never waits for a
+ * lock (if another call holds the semaphore's queue lock, the release adds
+ * its permits and that call serves them before letting go), and wakes a
+ * thread with one futex system call. sem_try_acquire(), sem_value(),
+ * sem_max(), sem_waiters() and sem_drain() are async-signal-safe everywhere
+ * (a few atomic instructions). All other functions are not: blocking and
+ * timed acquires and sem_shutdown() may wait for the queue lock, which the
+ * interrupted thread may hold, and sem_new*() / sem_free() call malloc/free.
+ * On other Unix systems a release that wakes a thread takes a lock of
+ * parking_lot_core and is not async-signal-safe.
+ *
+ * fork(): the child gets every semaphore as it was at the fork, with the
+ * same count, maximum, mode and shutdown state, and with no waiters: threads
+ * of the parent that were blocked in an acquire do not exist in the child
+ * and are never woken or handed permits there. Permits held by such threads
+ * (or handed to them as the fork happened) stay taken in the child, as a
+ * mutex they held stays locked. The child's threads then acquire, wait and
+ * release as usual. This relies on a pthread_atfork() handler, so it holds
+ * for fork() and not for vfork(), _Fork() or a raw clone(), whose children
+ * must not use a semaphore that had waiters (exec or _exit instead). The
+ * parent is not affected.
  */
 
 #ifndef RSEM_H
@@ -159,7 +183,9 @@ RSEM_API void sem_free(rsem_semaphore *sem);
  * is or gets shut down; `SEM_EINVAL` if `sem` is NULL or its maximum is 0
  * (it can never hold a permit, so waiting would never end).
  *
- * Thread-safety: may be called from any thread at any time.
+ * Thread-safety: may be called from any thread at any time, but not from a
+ * signal handler (it may wait for the semaphore's queue lock, which the
+ * interrupted thread may hold).
  *
  * # Safety
  * `sem` must be NULL or a handle returned by `sem_new*` that has not been
@@ -176,7 +202,8 @@ RSEM_API int sem_acquire(rsem_semaphore *sem);
  * if the semaphore is shut down; `SEM_EINVAL` if `sem` is NULL or its
  * maximum is 0.
  *
- * Thread-safety: may be called from any thread at any time.
+ * Thread-safety: may be called from any thread at any time, and from a
+ * signal handler (async-signal-safe: a few atomic instructions).
  *
  * # Safety
  * `sem` must be NULL or a handle returned by `sem_new*` that has not been
@@ -199,7 +226,9 @@ RSEM_API int sem_try_acquire(rsem_semaphore *sem);
  * down; `SEM_EINVAL` if `sem` is NULL, `timeout_seconds` is NaN, or the
  * semaphore's maximum is 0 (nothing was taken).
  *
- * Thread-safety: may be called from any thread at any time.
+ * Thread-safety: may be called from any thread at any time, but not from a
+ * signal handler (it may wait for the semaphore's queue lock, which the
+ * interrupted thread may hold).
  *
  * # Safety
  * `sem` must be NULL or a handle returned by `sem_new*` that has not been
@@ -217,7 +246,9 @@ RSEM_API int sem_acquire_timed(rsem_semaphore *sem, double timeout_seconds);
  * shut down; `SEM_EINVAL` if `sem` is NULL, `timeout_seconds` is NaN, or `n`
  * is below 1 or above `sem_max(sem)` (a request that could never be met).
  *
- * Thread-safety: may be called from any thread at any time.
+ * Thread-safety: may be called from any thread at any time, but not from a
+ * signal handler (it may wait for the semaphore's queue lock, which the
+ * interrupted thread may hold).
  *
  * # Safety
  * `sem` must be NULL or a handle returned by `sem_new*` that has not been
@@ -237,7 +268,9 @@ RSEM_API int sem_acquire_many(rsem_semaphore *sem, int64_t n, double timeout_sec
  * shut down; `SEM_EINVAL` if `sem` is NULL or `n` is below 1 or above
  * `sem_max(sem)`.
  *
- * Thread-safety: may be called from any thread at any time.
+ * Thread-safety: may be called from any thread at any time, but not from a
+ * signal handler (it may wait for the semaphore's queue lock, which the
+ * interrupted thread may hold).
  *
  * # Safety
  * `sem` must be NULL or a handle returned by `sem_new*` that has not been
@@ -261,7 +294,16 @@ RSEM_API int sem_acquire_until(rsem_semaphore *sem, int64_t n, int64_t deadline_
  *
  * Thread-safety: may be called from any thread at any time; the caller need
  * not hold a permit. Once the permit can be taken, this call no longer
- * touches the semaphore, so the thread that takes it may free it at once.
+ * touches the semaphore, so the thread that takes it may free it at once
+ * (provided no other thread is blocked on it).
+ *
+ * Async-signal-safe on Linux, as POSIX `sem_post`: it may be called from a
+ * signal handler, even one that interrupted an rsem call on the same
+ * thread and the same semaphore. It never waits for a lock: if another call
+ * holds the semaphore's queue lock, the permit is added to the count and
+ * that call serves it before it lets go; a thread is woken with one futex
+ * system call. (On other Unix systems waking a thread takes a lock of
+ * parking_lot_core, so there it is not async-signal-safe.)
  *
  * # Safety
  * `sem` must be NULL or a handle returned by `sem_new*` that has not been
@@ -279,7 +321,7 @@ RSEM_API int sem_release(rsem_semaphore *sem);
  * maximum (nothing was released); `SEM_EINVAL` if `sem` is NULL or `n` is
  * below 1.
  *
- * Thread-safety: as `sem_release`.
+ * Thread-safety and async-signal-safety: as `sem_release`.
  *
  * # Safety
  * `sem` must be NULL or a handle returned by `sem_new*` that has not been
@@ -291,7 +333,8 @@ RSEM_API int sem_release_n(rsem_semaphore *sem, int64_t n);
  * The number of free permits right now (a snapshot, like Python's
  * `_value`), or `SEM_EINVAL` (-1) if `sem` is NULL.
  *
- * Thread-safety: may be called from any thread at any time.
+ * Thread-safety: may be called from any thread at any time, and from a
+ * signal handler (async-signal-safe: a few atomic instructions).
  *
  * # Safety
  * `sem` must be NULL or a handle returned by `sem_new*` that has not been
@@ -304,7 +347,8 @@ RSEM_API int64_t sem_value(const rsem_semaphore *sem);
  * `sem_new_bounded`, `SEM_COUNT_MAX` for `sem_new`), or `SEM_EINVAL` (-1)
  * if `sem` is NULL.
  *
- * Thread-safety: may be called from any thread at any time.
+ * Thread-safety: may be called from any thread at any time, and from a
+ * signal handler (async-signal-safe: a few atomic instructions).
  *
  * # Safety
  * `sem` must be NULL or a handle returned by `sem_new*` that has not been
@@ -316,7 +360,8 @@ RSEM_API int64_t sem_max(const rsem_semaphore *sem);
  * The number of threads blocked in an acquire on `sem` right now (a
  * snapshot), or `SEM_EINVAL` (-1) if `sem` is NULL.
  *
- * Thread-safety: may be called from any thread at any time.
+ * Thread-safety: may be called from any thread at any time, and from a
+ * signal handler (async-signal-safe: a few atomic instructions).
  *
  * # Safety
  * `sem` must be NULL or a handle returned by `sem_new*` that has not been
@@ -330,7 +375,8 @@ RSEM_API int64_t sem_waiters(const rsem_semaphore *sem);
  * Takes none while blocked acquirers have priority over the free permits
  * (FIFO mode with a waiter queued). Works after `sem_shutdown` too.
  *
- * Thread-safety: may be called from any thread at any time.
+ * Thread-safety: may be called from any thread at any time, and from a
+ * signal handler (async-signal-safe: a few atomic instructions).
  *
  * # Safety
  * `sem` must be NULL or a handle returned by `sem_new*` that has not been
@@ -347,7 +393,9 @@ RSEM_API int64_t sem_drain(rsem_semaphore *sem);
  *
  * Returns `SEM_OK`, or `SEM_EINVAL` if `sem` is NULL.
  *
- * Thread-safety: may be called from any thread at any time.
+ * Thread-safety: may be called from any thread at any time, but not from a
+ * signal handler (it may wait for the semaphore's queue lock, which the
+ * interrupted thread may hold).
  *
  * # Safety
  * `sem` must be NULL or a handle returned by `sem_new*` that has not been

@@ -167,7 +167,9 @@ pub unsafe extern "C" fn sem_free(sem: *mut Semaphore) {
 /// is or gets shut down; `SEM_EINVAL` if `sem` is NULL or its maximum is 0
 /// (it can never hold a permit, so waiting would never end).
 ///
-/// Thread-safety: may be called from any thread at any time.
+/// Thread-safety: may be called from any thread at any time, but not from a
+/// signal handler (it may wait for the semaphore's queue lock, which the
+/// interrupted thread may hold).
 ///
 /// # Safety
 /// `sem` must be NULL or a handle returned by `sem_new*` that has not been
@@ -190,7 +192,8 @@ pub unsafe extern "C" fn sem_acquire(sem: *mut Semaphore) -> c_int {
 /// if the semaphore is shut down; `SEM_EINVAL` if `sem` is NULL or its
 /// maximum is 0.
 ///
-/// Thread-safety: may be called from any thread at any time.
+/// Thread-safety: may be called from any thread at any time, and from a
+/// signal handler (async-signal-safe: a few atomic instructions).
 ///
 /// # Safety
 /// `sem` must be NULL or a handle returned by `sem_new*` that has not been
@@ -219,7 +222,9 @@ pub unsafe extern "C" fn sem_try_acquire(sem: *mut Semaphore) -> c_int {
 /// down; `SEM_EINVAL` if `sem` is NULL, `timeout_seconds` is NaN, or the
 /// semaphore's maximum is 0 (nothing was taken).
 ///
-/// Thread-safety: may be called from any thread at any time.
+/// Thread-safety: may be called from any thread at any time, but not from a
+/// signal handler (it may wait for the semaphore's queue lock, which the
+/// interrupted thread may hold).
 ///
 /// # Safety
 /// `sem` must be NULL or a handle returned by `sem_new*` that has not been
@@ -249,7 +254,9 @@ pub unsafe extern "C" fn sem_acquire_timed(sem: *mut Semaphore, timeout_seconds:
 /// shut down; `SEM_EINVAL` if `sem` is NULL, `timeout_seconds` is NaN, or `n`
 /// is below 1 or above `sem_max(sem)` (a request that could never be met).
 ///
-/// Thread-safety: may be called from any thread at any time.
+/// Thread-safety: may be called from any thread at any time, but not from a
+/// signal handler (it may wait for the semaphore's queue lock, which the
+/// interrupted thread may hold).
 ///
 /// # Safety
 /// `sem` must be NULL or a handle returned by `sem_new*` that has not been
@@ -285,7 +292,9 @@ pub unsafe extern "C" fn sem_acquire_many(
 /// shut down; `SEM_EINVAL` if `sem` is NULL or `n` is below 1 or above
 /// `sem_max(sem)`.
 ///
-/// Thread-safety: may be called from any thread at any time.
+/// Thread-safety: may be called from any thread at any time, but not from a
+/// signal handler (it may wait for the semaphore's queue lock, which the
+/// interrupted thread may hold).
 ///
 /// # Safety
 /// `sem` must be NULL or a handle returned by `sem_new*` that has not been
@@ -339,7 +348,16 @@ fn permits_to_acquire(s: &Semaphore, n: i64) -> Option<u64> {
 ///
 /// Thread-safety: may be called from any thread at any time; the caller need
 /// not hold a permit. Once the permit can be taken, this call no longer
-/// touches the semaphore, so the thread that takes it may free it at once.
+/// touches the semaphore, so the thread that takes it may free it at once
+/// (provided no other thread is blocked on it).
+///
+/// Async-signal-safe on Linux, as POSIX `sem_post`: it may be called from a
+/// signal handler, even one that interrupted an rsem call on the same
+/// thread and the same semaphore. It never waits for a lock: if another call
+/// holds the semaphore's queue lock, the permit is added to the count and
+/// that call serves it before it lets go; a thread is woken with one futex
+/// system call. (On other Unix systems waking a thread takes a lock of
+/// parking_lot_core, so there it is not async-signal-safe.)
 ///
 /// # Safety
 /// `sem` must be NULL or a handle returned by `sem_new*` that has not been
@@ -363,7 +381,7 @@ pub unsafe extern "C" fn sem_release(sem: *mut Semaphore) -> c_int {
 /// maximum (nothing was released); `SEM_EINVAL` if `sem` is NULL or `n` is
 /// below 1.
 ///
-/// Thread-safety: as `sem_release`.
+/// Thread-safety and async-signal-safety: as `sem_release`.
 ///
 /// # Safety
 /// `sem` must be NULL or a handle returned by `sem_new*` that has not been
@@ -385,7 +403,8 @@ pub unsafe extern "C" fn sem_release_n(sem: *mut Semaphore, n: i64) -> c_int {
 /// The number of free permits right now (a snapshot, like Python's
 /// `_value`), or `SEM_EINVAL` (-1) if `sem` is NULL.
 ///
-/// Thread-safety: may be called from any thread at any time.
+/// Thread-safety: may be called from any thread at any time, and from a
+/// signal handler (async-signal-safe: a few atomic instructions).
 ///
 /// # Safety
 /// `sem` must be NULL or a handle returned by `sem_new*` that has not been
@@ -400,7 +419,8 @@ pub unsafe extern "C" fn sem_value(sem: *const Semaphore) -> i64 {
 /// `sem_new_bounded`, `SEM_COUNT_MAX` for `sem_new`), or `SEM_EINVAL` (-1)
 /// if `sem` is NULL.
 ///
-/// Thread-safety: may be called from any thread at any time.
+/// Thread-safety: may be called from any thread at any time, and from a
+/// signal handler (async-signal-safe: a few atomic instructions).
 ///
 /// # Safety
 /// `sem` must be NULL or a handle returned by `sem_new*` that has not been
@@ -414,7 +434,8 @@ pub unsafe extern "C" fn sem_max(sem: *const Semaphore) -> i64 {
 /// The number of threads blocked in an acquire on `sem` right now (a
 /// snapshot), or `SEM_EINVAL` (-1) if `sem` is NULL.
 ///
-/// Thread-safety: may be called from any thread at any time.
+/// Thread-safety: may be called from any thread at any time, and from a
+/// signal handler (async-signal-safe: a few atomic instructions).
 ///
 /// # Safety
 /// `sem` must be NULL or a handle returned by `sem_new*` that has not been
@@ -434,7 +455,8 @@ pub unsafe extern "C" fn sem_waiters(sem: *const Semaphore) -> i64 {
 /// Takes none while blocked acquirers have priority over the free permits
 /// (FIFO mode with a waiter queued). Works after `sem_shutdown` too.
 ///
-/// Thread-safety: may be called from any thread at any time.
+/// Thread-safety: may be called from any thread at any time, and from a
+/// signal handler (async-signal-safe: a few atomic instructions).
 ///
 /// # Safety
 /// `sem` must be NULL or a handle returned by `sem_new*` that has not been
@@ -453,7 +475,9 @@ pub unsafe extern "C" fn sem_drain(sem: *mut Semaphore) -> i64 {
 ///
 /// Returns `SEM_OK`, or `SEM_EINVAL` if `sem` is NULL.
 ///
-/// Thread-safety: may be called from any thread at any time.
+/// Thread-safety: may be called from any thread at any time, but not from a
+/// signal handler (it may wait for the semaphore's queue lock, which the
+/// interrupted thread may hold).
 ///
 /// # Safety
 /// `sem` must be NULL or a handle returned by `sem_new*` that has not been

@@ -8,13 +8,17 @@
 //! | `ffi`       | the `extern "C"` functions (`sem_*`) and their checks     |
 //! | `status`    | the `SEM_*` codes and flags, with fixed values            |
 //! | `deadline`  | timeouts and deadlines on the monotonic clock             |
-//! | `parking`   | the seam to `parking_lot_core`, where threads sleep       |
+//! | `policy`    | which queued waiters a release serves (pure decisions)    |
+//! | `parking`   | where a blocked thread sleeps (futex; parking_lot_core)   |
+//! | `fork`      | fork generations: forgetting the parent's waiters         |
+//! | `oracle`    | the liveness property, checked by tests                   |
 //! | `errno`     | setting C's `errno`                                       |
 //! | `panic`     | the panic boundary                                        |
 
 mod deadline;
 mod errno;
 pub mod ffi;
+mod fork;
 mod oracle;
 mod panic;
 mod parking;

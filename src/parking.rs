@@ -1,186 +1,243 @@
-//! Where blocked threads sleep.
+//! Where a blocked thread sleeps: one 32-bit word per waiter (its
+//! [`Parker`]), 0 while it waits, set once by whoever wakes it to a value
+//! that says why.
 //!
-//! A thin seam over `parking_lot_core`: the state machine in `semaphore.rs`
-//! only parks and unparks through the names exported here, so that under
-//! `--cfg loom` the same state machine runs on a model of the parking lot
-//! (below) and loom can explore its interleavings.
+//! - Linux: the word is a futex (`FUTEX_WAIT`/`FUTEX_WAKE`, private). Waking
+//!   is one atomic store and one system call, both async-signal-safe, which
+//!   is what makes `sem_release` safe to call from a signal handler.
+//! - Other platforms: `parking_lot_core` parks the thread keyed on the
+//!   word's address (Windows has no asynchronous signals; elsewhere waking
+//!   from a signal handler is not claimed to be safe).
+//! - Loom models: the sleeper spins, yielding to the model's scheduler, and a
+//!   test thread plays the clock with [`Clock::fire`]: from then on every
+//!   deadline on that semaphore has passed.
 //!
-//! The contract the state machine relies on (parking_lot_core 0.10):
-//! - `park(key, validate, before_sleep, timed_out, token, deadline)` runs
-//!   `validate` under the queue's bucket lock; the thread is queued only if it
-//!   returns true. A thread that is queued can leave only by being unparked or
-//!   by timing out, and both happen under the same bucket lock.
-//! - `unpark_filter(key, filter, callback)` visits the queued threads of `key`
-//!   in arrival order under the bucket lock, then runs `callback` under the
-//!   lock, and only then wakes the chosen threads, each with the callback's
-//!   `UnparkToken`. A thread it dequeued returns `Unparked` even if its
-//!   deadline passed meanwhile.
-//! - Callbacks must not panic (it aborts) and must not call back into the
-//!   parking lot.
-
-pub(crate) use parking_lot_core::{FilterOp, ParkResult, ParkToken, UnparkToken};
+//! A waker stores the value and then wakes by address, never touching the
+//! parker again: the sleeper may see the value, return and free its stack
+//! before the wake call is made (a wake of a dead address is harmless: the
+//! futex or parking lot finds nobody, or wakes a stranger spuriously, and
+//! every sleeper here re-checks its word).
 
 #[cfg(not(loom))]
-pub(crate) use parking_lot_core::{UnparkResult, park, unpark_filter};
+use core::sync::atomic::AtomicU32;
+use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+#[cfg(loom)]
+use loom::sync::atomic::AtomicU32;
+use std::time::Instant;
+
+/// One waiter's wake-up word.
+#[derive(Debug)]
+pub(crate) struct Parker {
+    word: AtomicU32,
+    /// Loom: the owner, to unpark.
+    #[cfg(loom)]
+    owner: loom::thread::Thread,
+}
+
+/// What loom models need beside a semaphore: a clock, and a way to block
+/// (not spin) while another thread holds the queue lock. Empty (and free) in
+/// real builds.
+#[derive(Debug, Default)]
+pub(crate) struct Clock {
+    /// Every deadline has passed (loom only). Not a loom atomic: like the
+    /// registries, it is the model's machinery, not the code under test,
+    /// and a thread that registers after the clock fired must see it.
+    #[cfg(loom)]
+    fired: std::sync::atomic::AtomicBool,
+    /// Threads waiting for the queue lock (loom only). A std mutex with no
+    /// loom operation inside it: loom never switches threads while it is
+    /// held.
+    #[cfg(loom)]
+    lock_waiters: std::sync::Mutex<Vec<loom::thread::Thread>>,
+    /// Threads sleeping with a deadline (loom only), woken when it fires.
+    #[cfg(loom)]
+    sleepers: std::sync::Mutex<Vec<loom::thread::Thread>>,
+}
 
 #[cfg(loom)]
-pub use model::fire_timeouts;
-#[cfg(loom)]
-pub(crate) use model::{UnparkResult, park, unpark_filter};
-
-/// A model of `parking_lot_core` for loom: one queue behind one loom mutex
-/// (a single "bucket"), with the same contract as the real one. Time does not
-/// exist in a loom model, so a timed park never times out by itself: a test
-/// thread calls [`fire_timeouts`] to play the clock, and loom explores every
-/// point at which the timeout can race the other threads. From then on the
-/// deadlines on that key have passed: a later timed park times out at once
-/// (after queueing, as `parking_lot_core` does with a past deadline).
-#[cfg(loom)]
-mod model {
-    use super::{FilterOp, ParkResult, ParkToken, UnparkToken};
-    use loom::sync::{Arc, Condvar, Mutex};
-    use std::time::Instant;
-
-    /// As `parking_lot_core::UnparkResult` (which cannot be built outside it).
-    #[derive(Clone, Copy, Debug, Default)]
-    pub struct UnparkResult {
-        pub unparked_threads: usize,
-        pub have_more_threads: bool,
-    }
-
-    #[derive(Default)]
-    struct SlotState {
-        unparked: Option<UnparkToken>,
-        timeout_fired: bool,
-    }
-
-    /// One parked thread's mailbox.
-    #[derive(Default)]
-    struct Slot {
-        state: Mutex<SlotState>,
-        wake: Condvar,
-    }
-
-    struct Entry {
-        key: usize,
-        token: ParkToken,
-        timed: bool,
-        slot: Arc<Slot>,
-    }
-
-    struct Lot {
-        queue: Vec<Entry>,
-        /// Keys whose deadlines have passed.
-        expired: Vec<usize>,
-    }
-
-    loom::lazy_static! {
-        static ref QUEUE: Mutex<Lot> = Mutex::new(Lot { queue: Vec::new(), expired: Vec::new() });
-    }
-
-    pub unsafe fn park(
-        key: usize,
-        validate: impl FnOnce() -> bool,
-        before_sleep: impl FnOnce(),
-        timed_out: impl FnOnce(usize, bool),
-        park_token: ParkToken,
-        deadline: Option<Instant>,
-    ) -> ParkResult {
-        let slot = Arc::new(Slot::default());
-        {
-            let mut lot = QUEUE.lock().unwrap();
-            if !validate() {
-                return ParkResult::Invalid;
-            }
-            if deadline.is_some() && lot.expired.contains(&key) {
-                slot.state.lock().unwrap().timeout_fired = true;
-            }
-            lot.queue.push(Entry {
-                key,
-                token: park_token,
-                timed: deadline.is_some(),
-                slot: slot.clone(),
-            });
+impl Clock {
+    /// Loom models only: from now on every deadline has passed.
+    pub(crate) fn fire(&self) {
+        self.fired.store(true, Release);
+        let sleepers = core::mem::take(&mut *self.sleepers.lock().unwrap());
+        for t in sleepers {
+            t.unpark();
         }
-        before_sleep();
-        {
-            let mut state = slot.state.lock().unwrap();
-            loop {
-                if let Some(token) = state.unparked {
-                    return ParkResult::Unparked(token);
-                }
-                if state.timeout_fired {
-                    break;
-                }
-                state = slot.wake.wait(state).unwrap();
-            }
+    }
+
+    /// Whether the clock fired.
+    fn passed(&self) -> bool {
+        self.fired.load(Acquire)
+    }
+
+    /// Loom: sleeps until the queue lock is next released, unless
+    /// `keep_waiting` (checked once registered) is false. Lock waiters wait
+    /// for it to be free; models wait for the queue to settle (see
+    /// `Semaphore::wait_queued`).
+    pub(crate) fn wait_for_unlock(&self, keep_waiting: impl FnOnce() -> bool) {
+        self.lock_waiters
+            .lock()
+            .unwrap()
+            .push(loom::thread::current());
+        if keep_waiting() {
+            loom::thread::park();
         }
-        // Timed out: leave the queue under its lock, unless an unparker took
-        // us out first (then we were unparked after all).
-        let mut lot = QUEUE.lock().unwrap();
-        let queue = &mut lot.queue;
-        match queue.iter().position(|e| Arc::ptr_eq(&e.slot, &slot)) {
+    }
+
+    /// Loom: the queue lock was released; wake whoever waits for it.
+    pub(crate) fn unlocked(&self) {
+        let waiters = core::mem::take(&mut *self.lock_waiters.lock().unwrap());
+        for t in waiters {
+            t.unpark();
+        }
+    }
+}
+
+impl Parker {
+    pub(crate) fn new() -> Self {
+        Parker {
+            word: AtomicU32::new(0),
+            #[cfg(loom)]
+            owner: loom::thread::current(),
+        }
+    }
+
+    /// By its owner, while it is not queued: ready to sleep again.
+    pub(crate) fn reset(&self) {
+        self.word.store(0, Relaxed);
+    }
+
+    /// The wake value, 0 while nobody woke the owner. `Acquire`: what the
+    /// waker did before its `Release` store is visible after a non-zero read.
+    pub(crate) fn value(&self) -> u32 {
+        // (Under loom too a plain load: loom's unpark passes the waker's
+        // view of memory to the woken thread, so after a wake-up the load
+        // sees the value. An RMW here would be wrong under loom: its stores
+        // of 0 would race the waker's plain store, and loom 0.7 may then
+        // order them after it.)
+        self.word.load(Acquire)
+    }
+
+    /// Sleeps while the word is 0, until `deadline` at the latest. Returns
+    /// false once the deadline has passed; true otherwise (woken, or
+    /// spuriously: the caller re-reads [`Parker::value`]).
+    #[cfg(all(target_os = "linux", not(loom)))]
+    pub(crate) fn sleep(&self, deadline: Option<Instant>, _clock: &Clock) -> bool {
+        let timeout = match deadline {
+            None => None,
             Some(at) => {
-                queue.remove(at);
-                let was_last = !queue.iter().any(|e| e.key == key);
-                timed_out(key, was_last);
-                ParkResult::TimedOut
+                let left = at.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return false;
+                }
+                Some(libc::timespec {
+                    tv_sec: libc::time_t::try_from(left.as_secs()).unwrap_or(libc::time_t::MAX),
+                    tv_nsec: left.subsec_nanos().into(),
+                })
             }
-            None => {
-                drop(lot);
-                let token = slot.state.lock().unwrap().unparked;
-                ParkResult::Unparked(token.expect("dequeued threads carry a token"))
-            }
+        };
+        let ts = timeout
+            .as_ref()
+            .map_or(core::ptr::null(), |t| t as *const libc::timespec);
+        // SAFETY: FUTEX_WAIT reads the 32-bit word at the given address,
+        // which is this parker's live `AtomicU32` (same size and alignment
+        // as u32), and the timespec (or NULL) that lives across the call.
+        // It only sleeps while the word still holds 0; EINTR, EAGAIN and
+        // ETIMEDOUT all return to the caller, who re-checks.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                self.word.as_ptr(),
+                libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                0u32,
+                ts,
+            );
         }
+        true
     }
 
-    pub unsafe fn unpark_filter(
-        key: usize,
-        mut filter: impl FnMut(ParkToken) -> FilterOp,
-        callback: impl FnOnce(UnparkResult) -> UnparkToken,
-    ) -> UnparkResult {
-        let mut lot = QUEUE.lock().unwrap();
-        let queue = &mut lot.queue;
-        let mut chosen = Vec::new();
-        let mut result = UnparkResult::default();
-        let mut i = 0;
-        while i < queue.len() {
-            if queue[i].key != key {
-                i += 1;
-                continue;
-            }
-            match filter(queue[i].token) {
-                FilterOp::Unpark => chosen.push(queue.remove(i)),
-                FilterOp::Skip => {
-                    result.have_more_threads = true;
-                    i += 1;
-                }
-                FilterOp::Stop => {
-                    result.have_more_threads = true;
-                    break;
-                }
-            }
-        }
-        result.unparked_threads = chosen.len();
-        let token = callback(result);
-        for entry in &chosen {
-            entry.slot.state.lock().unwrap().unparked = Some(token);
-        }
-        drop(lot);
-        for entry in &chosen {
-            entry.slot.wake.notify_one();
-        }
-        result
+    #[cfg(all(not(target_os = "linux"), not(loom)))]
+    pub(crate) fn sleep(&self, deadline: Option<Instant>, _clock: &Clock) -> bool {
+        use parking_lot_core::{DEFAULT_PARK_TOKEN, ParkResult};
+        let key = self.word.as_ptr() as usize;
+        // SAFETY: `park` needs a key no other primitive uses while we sleep
+        // on it: the address of our own live word; `validate` and
+        // `timed_out` that neither panic nor park: an atomic load, nothing.
+        let result = unsafe {
+            parking_lot_core::park(
+                key,
+                || self.word.load(Acquire) == 0,
+                || {},
+                |_, _| {},
+                DEFAULT_PARK_TOKEN,
+                deadline,
+            )
+        };
+        !matches!(result, ParkResult::TimedOut)
     }
 
-    /// Plays the clock: the deadlines of every timed park on `key`, now and
-    /// later, have passed.
-    pub fn fire_timeouts(key: usize) {
-        let mut lot = QUEUE.lock().unwrap();
-        lot.expired.push(key);
-        for entry in lot.queue.iter().filter(|e| e.key == key && e.timed) {
-            entry.slot.state.lock().unwrap().timeout_fired = true;
-            entry.slot.wake.notify_one();
+    /// Loom: parks (the waker unparks the owner; the clock unparks timed
+    /// sleepers when it fires). Loom must never have to deschedule a spinner.
+    #[cfg(loom)]
+    pub(crate) fn sleep(&self, deadline: Option<Instant>, clock: &Clock) -> bool {
+        if deadline.is_some() {
+            clock.sleepers.lock().unwrap().push(loom::thread::current());
+            if clock.passed() {
+                return false;
+            }
         }
+        if self.value() == 0 {
+            loom::thread::park();
+        }
+        true
+    }
+
+    /// Stores `value` (non-zero) and wakes the parker's owner.
+    ///
+    /// # Safety
+    /// `this` must point to a live parker whose owner cannot return before
+    /// it sees a non-zero value (so it is live until the store); the parker
+    /// is not dereferenced after the store.
+    pub(crate) unsafe fn wake(this: *const Parker, value: u32) {
+        debug_assert!(value != 0);
+        // SAFETY: live until the store, by the caller's contract.
+        let word = unsafe { &(*this).word };
+        #[cfg(not(loom))]
+        {
+            let address = word.as_ptr();
+            word.store(value, Release);
+            wake_address(address);
+        }
+        #[cfg(loom)]
+        {
+            // SAFETY: live until the store, by the caller's contract.
+            let owner = unsafe { (*this).owner.clone() };
+            word.store(value, Release);
+            owner.unpark();
+        }
+    }
+}
+
+/// Wakes the sleeper on `address`, if any. Never dereferences it.
+#[cfg(all(target_os = "linux", not(loom)))]
+fn wake_address(address: *mut u32) {
+    // SAFETY: FUTEX_WAKE only uses the address as a key (no access to the
+    // memory), so a stale address is harmless.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            address,
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            1i32,
+        );
+    }
+}
+
+#[cfg(all(not(target_os = "linux"), not(loom)))]
+fn wake_address(address: *mut u32) {
+    // SAFETY: the address is only a key here; the callback neither panics
+    // nor parks.
+    unsafe {
+        parking_lot_core::unpark_one(address as usize, |_| parking_lot_core::DEFAULT_UNPARK_TOKEN);
     }
 }

@@ -1,60 +1,74 @@
-//! The semaphore's state machine: one atomic word, fast paths on it, and the
-//! park/unpark slow paths. Bounded, FIFO and multi-permit semaphores are all
-//! this one machine with different parameters (`max`, `fifo`, `n`); which
-//! queued waiters a release serves is decided by the pure policy in
-//! `policy.rs`.
+//! The semaphore's state machine: one atomic word, fast paths on it, and
+//! slow paths around a wait queue of its own. Bounded, FIFO and multi-permit
+//! semaphores are all this one machine with different parameters (`max`,
+//! `fifo`, `n`); which queued waiters a release serves is decided by the
+//! pure policy in `policy.rs`; blocked threads sleep in `parking.rs`.
 //!
 //! # The state word
 //!
 //! | bits   | name      | meaning                                                        |
 //! |--------|-----------|----------------------------------------------------------------|
 //! | 0..=59 | count     | free permits, `0..=max` (`max <= COUNT_MAX = 2^60 - 1`)        |
-//! | 60     | `PARKED`  | threads may be queued on this semaphore's key                  |
+//! | 60     | `PARKED`  | threads are queued                                             |
 //! | 61     | `HANDOFF` | queued waiters come first: no acquire may take from the count  |
 //! | 62     | `CLOSED`  | shut down: every acquire fails with `Closed`                   |
-//! | 63     | -         | always zero                                                    |
+//! | 63     | `LOCKED`  | a thread holds the queue lock                                  |
 //!
-//! Beside the word (on their own cache line): `promised`, the permits that
-//! woken threads were told they may find (a hint for how many threads to
-//! wake, never a reservation); `hold_until` and `next_fair`, the times of
-//! the default mode's fairness; `timekeepers`, the queued threads that sleep
-//! with the current hold's deadline; `waiters`, a statistic.
+//! Beside the word (on their own cache line): the queue (`head`, `tail`: an
+//! intrusive list of records on the waiters' stacks) and the fork generation
+//! it belongs to; `promised`, the permits that woken threads were told they
+//! may find (a hint for how many threads to wake, never a reservation);
+//! `hold_until` and `next_fair`, the times of the default mode's fairness;
+//! `timekeepers`, the queued threads that sleep with the current hold's
+//! deadline; `waiters`, how many records are queued.
 //!
 //! # Rules
 //!
-//! - `PARKED` is set by a thread about to queue itself (in `park`'s validate
-//!   callback, under the bucket lock) and cleared only under the bucket lock
-//!   when the queue has become empty. So, under the bucket lock, `PARKED` is
-//!   set exactly when threads are queued, and no release can add permits
-//!   without taking the lock while it is set.
-//! - `HANDOFF` is only changed under the bucket lock: in FIFO mode it is set
+//! - The queue, its records and the slow counters change only under the
+//!   queue lock (`LOCKED`). Critical sections are short and never sleep.
+//! - `PARKED` is set by a thread about to queue itself and cleared when the
+//!   queue becomes empty, both under the lock: under the lock, `PARKED` is
+//!   set exactly when threads are queued.
+//! - `HANDOFF` is only changed under the lock: in FIFO mode it is set
 //!   whenever threads are queued; in the default mode while a hold is in
 //!   force (see `policy.rs`).
 //! - Acquire is one compare-and-swap that subtracts from the count when the
 //!   count is large enough and `HANDOFF` is clear (the fast path). Otherwise,
 //!   while nobody is queued, it spins for at most [`SPIN_FOR`] watching the
 //!   word (a handoff between running threads then costs a cache-line
-//!   transfer, not a sleep), then parks.
+//!   transfer, not a sleep), then takes the lock, queues its record and
+//!   sleeps on the record's parker.
 //! - While `PARKED` is clear, `release` is one compare-and-swap that adds to
-//!   the count (the fast path). While it is set, `release` takes the bucket
-//!   lock, adds its permits to the count, and walks the queue in arrival
-//!   order with a `policy::Walk`, which decides for each waiter: *hand* it
-//!   its permits (take them from the count on its behalf, so it owns them),
-//!   *wake* it to compete for permits promised to it (if it loses, it passes
-//!   the wake-up on and queues again), wake it as a *timekeeper* of a hold,
-//!   skip it, or stop.
+//!   the count (the fast path). While it is set, the same compare-and-swap
+//!   that adds the permits also takes the lock, if it is free; then the
+//!   release walks the queue in arrival order with a `policy::Walk`, which
+//!   decides for each waiter: *hand* it its permits (take them from the
+//!   count on its behalf, so it owns them), *wake* it to compete for permits
+//!   promised to it (if it loses, it passes the wake-up on and queues
+//!   again), wake it as a *timekeeper* of a hold, skip it, or stop. If the
+//!   lock is held, the release only adds its permits (a *deposit*), and the
+//!   holder's `unlock` sees the count above what it walked for and walks
+//!   again before it lets go. So a release never waits for anyone: that is
+//!   what makes it async-signal-safe, even in a handler that interrupted the
+//!   lock holder on its own thread.
+//! - Waiters are woken after the lock is released, by their parker: a store
+//!   and a wake by address, the last access to their record.
 //! - Every way a waiter leaves the queue that may leave others unserved walks
 //!   the queue again: a timeout (`Entry::Leave`), a woken waiter that lost
 //!   its permits (`Entry::Lost`), a timekeeper whose hold deadline passed
-//!   (`Entry::HoldTimer`). A waiter dequeued by a timeout was dequeued under
-//!   the lock before anyone could hand it anything, so it never swallows a
-//!   permit.
+//!   (`Entry::HoldTimer`). A waiter that times out leaves under the lock,
+//!   and only if no walk dequeued it first (then that walk's wake-up is
+//!   on the way and it takes it), so it never swallows a permit.
+//! - After `fork()`, a queue from an earlier fork generation (`fork.rs`) is
+//!   forgotten by the first thread of the child that takes the lock, and a
+//!   lock left held by a thread of the parent is taken over.
 //! - A release never touches the semaphore after its permits can be taken by
-//!   a thread that may then free it: the fast path's compare-and-swap is its
-//!   last access, and the slow path makes all its changes under the bucket
-//!   lock while waiters are still queued (those waiters keep the semaphore
-//!   alive: freeing it while they wait is undefined), waking the chosen
-//!   threads only after the lock's callback ran.
+//!   a thread that may then free it: the fast path's (or the deposit's)
+//!   compare-and-swap is its last access, and the slow path makes all its
+//!   changes under the lock while waiters are still queued or not yet woken
+//!   (those waiters keep the semaphore alive: freeing it while threads are
+//!   blocked on it is undefined), waking the chosen threads only after the
+//!   lock is released.
 //!
 //! # Memory orderings
 //!
@@ -65,30 +79,41 @@
 //! - a release's CAS is `Release` and an acquire's is `Acquire` (at least),
 //!   so what a thread did before releasing is visible to the thread that
 //!   takes the permit, as a mutex would guarantee;
-//! - the CASes made under the bucket lock (`publish`, `take_for_waiter`,
-//!   `set_queue_flags`) are `AcqRel`: they carry the releaser's writes on to
-//!   a waiter that is handed the permits, which reads its record's `woken`
-//!   with `Acquire` after the dispatcher stored it with `Release`;
-//! - `promised` is `Relaxed`, and correct because the acquire CAS that
-//!   follows a woken waiter's decrement is `AcqRel` (see `try_acquire`);
-//! - the records' other fields and the slow counters are read and written
-//!   under the bucket lock, which orders them (`Relaxed`), except `waiters`,
-//!   a statistic.
+//! - taking the lock is `Acquire` and releasing it `Release`, so each
+//!   critical section sees the queue as the last one left it (the queue's
+//!   links and the slow counters are then `Relaxed`);
+//! - the CASes made under the lock (`take_for_waiter`, `set_queue_flags`)
+//!   are `AcqRel`, and a parker's wake value is stored with `Release` and
+//!   read with `Acquire`: a waiter that is handed permits sees what their
+//!   releaser did;
+//! - `promised` changes by RMWs (`Relaxed`) and a walk reads it with an
+//!   `AcqRel` RMW, so it sees the latest value: a woken waiter's decrement
+//!   comes before its `AcqRel` acquire CAS, which the walk's reads of the
+//!   word follow (see `try_acquire` and `start`);
+//! - `waiters` changes only under the lock, and is read anywhere as a
+//!   snapshot (`Relaxed`).
 
-use core::cell::{Cell, RefCell};
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 // Under `--cfg loom` the state machine's atomics are loom's, so that the model
 // checker sees (and reorders) every access to them.
 #[cfg(not(loom))]
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64};
+use core::sync::atomic::AtomicU64;
+// What only changes under the queue lock uses core's atomics even under
+// loom: the lock (a CAS on the loom-tracked state word) orders it, and loom
+// then explores the lock's interleavings instead of every load inside it.
+use core::sync::atomic::{
+    AtomicBool as LockedBool, AtomicPtr as LockedPtr, AtomicU32 as LockedU32,
+    AtomicU64 as LockedU64,
+};
 #[cfg(loom)]
-use loom::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64};
+use loom::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use crate::deadline::{self, Wait};
+use crate::fork;
 use crate::oracle::{Snapshot, Waiting};
-use crate::parking::{self, FilterOp, ParkResult, ParkToken, UnparkResult, UnparkToken};
-use crate::policy::{Decision, Entry, Fairness, Mark, Start, Verdict, Waiter, Walk};
+use crate::parking::{Clock, Parker};
+use crate::policy::{Entry, Fairness, Mark, Start, Verdict, Waiter, Walk};
 use crate::status::{AcquireError, ReleaseError};
 
 /// The largest count and maximum a semaphore can hold.
@@ -97,6 +122,7 @@ const COUNT_MASK: u64 = COUNT_MAX;
 const PARKED: u64 = 1 << 60;
 const HANDOFF: u64 = 1 << 61;
 const CLOSED: u64 = 1 << 62;
+const LOCKED: u64 = 1 << 63;
 
 /// Whether, in state `s`, an acquirer may take `n` permits itself: enough
 /// are free and no queued waiter has priority. (`CLOSED` is checked apart,
@@ -113,42 +139,46 @@ pub(crate) const SPIN_FOR: Duration = Duration::from_micros(4);
 #[cfg(loom)]
 pub(crate) const SPIN_FOR: Duration = Duration::ZERO;
 
-/// Given to waiters woken by a walk: look at your record's `woken`.
-const TOKEN_WOKEN: UnparkToken = UnparkToken(1);
-/// Given to waiters woken by `shutdown`.
-const TOKEN_CLOSED: UnparkToken = UnparkToken(2);
-
-/// `WaitRecord::woken`: not woken by a walk (yet).
-const WOKEN_NOT: u8 = 0;
-/// Woken with a promise: compete for the permits.
-const WOKEN_PROMISED: u8 = 1;
+/// Wake values (a `Parker`'s word): woken with a promise, compete for the
+/// permits.
+const WOKEN_PROMISED: u32 = 1;
 /// Handed the permits: they are the waiter's.
-const WOKEN_HANDED: u8 = 2;
+const WOKEN_HANDED: u32 = 2;
 /// Woken as a hold's timekeeper: nothing for it; wait again.
-const WOKEN_TIMEKEEPER: u8 = 3;
+const WOKEN_TIMEKEEPER: u32 = 3;
+/// Woken by `shutdown`.
+const WOKEN_CLOSED: u32 = 4;
 
 /// What a queued thread asks for; lives on that thread's stack while it is
-/// queued, and its address is the thread's `ParkToken`. Every field but `n`
-/// is written only under the bucket lock (or by its owner while it is not
-/// queued).
+/// queued, linked into the semaphore's queue. Every field but `n` and
+/// `parker` is written only under the queue lock (or by its owner while it
+/// is not queued).
 struct WaitRecord {
     /// Permits wanted, `1..=max`.
     n: u64,
+    /// Where the owner sleeps.
+    parker: Parker,
+    /// The queue's links.
+    prev: LockedPtr<WaitRecord>,
+    next: LockedPtr<WaitRecord>,
+    /// It is in the queue (cleared by whoever unlinks it).
+    queued: LockedBool,
+    /// The wake value a walk chose, stored into the parker after the lock is
+    /// released.
+    wake_with: LockedU32,
     /// When (ns on `deadline::nanos`) it may become starving once overtaken:
     /// first queue time plus `fair_after`, pushed back when its hold lapses.
-    fair_at: AtomicU64,
+    fair_at: LockedU64,
     /// Set once this waiter was overtaken: a release found the permits too
     /// few for it, or it was woken and a running thread took them first.
-    passed_over: AtomicBool,
+    passed_over: LockedBool,
     /// It is the held waiter of the default mode's current hold.
-    held: AtomicBool,
+    held: LockedBool,
     /// How many of its holds lapsed.
-    lapses: AtomicU32,
+    lapses: LockedU32,
     /// It sleeps with the current hold's deadline (counted in
     /// `SlowCounters::timekeepers`).
-    keeps_time: AtomicBool,
-    /// How a walk woke it (`WOKEN_*`), stored before it is woken.
-    woken: AtomicU8,
+    keeps_time: LockedBool,
 }
 
 impl WaitRecord {
@@ -182,6 +212,55 @@ impl WaitRecord {
     }
 }
 
+/// Waiters a walk dequeued, to be woken once the queue lock is released;
+/// linked through their records' `next`.
+struct Wakeups {
+    head: *const WaitRecord,
+}
+
+impl Wakeups {
+    fn new() -> Self {
+        Wakeups {
+            head: core::ptr::null(),
+        }
+    }
+
+    /// Under the queue lock: `record` (already unlinked) is to be woken with
+    /// `value`.
+    fn push(&mut self, record: &WaitRecord, value: u32) {
+        record.wake_with.store(value, Relaxed);
+        record.next.store(self.head.cast_mut(), Relaxed);
+        self.head = record;
+    }
+
+    /// After the queue lock is released: wakes them all. (Dropping the list
+    /// does it too, so that no path that unlocked can lose a wake-up that
+    /// `unlock` collected.)
+    fn wake_all(&mut self) {
+        let mut p = core::mem::replace(&mut self.head, core::ptr::null());
+        while !p.is_null() {
+            // SAFETY: `p` is a record that a walk unlinked; its owner cannot
+            // return before its parker holds a non-zero value (a timed-out
+            // owner that finds itself unlinked waits for that value), so the
+            // record is live here; `next` and the value are read before the
+            // wake, which is the last access.
+            let (next, value) = unsafe {
+                let record = &*p;
+                (record.next.load(Relaxed), record.wake_with.load(Relaxed))
+            };
+            // SAFETY: as above: live until the store inside `wake`.
+            unsafe { Parker::wake(&(*p).parker, value) };
+            p = next;
+        }
+    }
+}
+
+impl Drop for Wakeups {
+    fn drop(&mut self) {
+        self.wake_all();
+    }
+}
+
 /// A counting semaphore.
 ///
 /// The count is always the initial value plus the permits released minus the
@@ -191,7 +270,7 @@ impl WaitRecord {
 // Three cache lines: the state word alone (every fast path writes it), the
 // read-only parameters (so that reading `max` in `release` never waits for
 // the contended state line a second time: measured 150-180 ns against 133 ns
-// per operation with 2 threads on 4 permits), and the slow paths' counters
+// per operation with 2 threads on 4 permits), and the slow paths' data
 // (so that parking threads invalidate neither of the others).
 #[repr(C, align(64))]
 #[derive(Debug)]
@@ -214,25 +293,36 @@ struct Params {
     fairness: Fairness,
 }
 
-/// The slow paths' counters (see `Semaphore::slow`). All but `waiters` are
-/// read and written under the bucket lock.
+/// The slow paths' data (see `Semaphore::slow`). Read and written under the
+/// queue lock (`waiters` and `promised` are also read, and `promised`
+/// written, outside it).
 #[repr(align(64))]
 #[derive(Debug)]
 struct SlowCounters {
-    /// Threads queued in an acquire right now (a statistic, not a lock word).
+    /// The wait queue, in arrival order (intrusive: records on the waiters'
+    /// stacks).
+    head: LockedPtr<WaitRecord>,
+    tail: LockedPtr<WaitRecord>,
+    /// The fork generation the queue belongs to (`fork.rs`).
+    generation: LockedU32,
+    /// Records in the queue: threads blocked in an acquire that no walk has
+    /// dequeued yet. (Under loom a tracked atomic, so that a model polling
+    /// `queued` lets the scheduler run the threads it waits for.)
     waiters: AtomicU64,
     /// Permits that woken, not yet running waiters were told they may find:
-    /// added under the bucket lock when waking, subtracted by each woken
+    /// added under the queue lock when waking, subtracted by each woken
     /// thread when it runs. A walk wakes no more threads than the count
     /// minus this can satisfy.
     promised: AtomicU64,
     /// Default mode: the earliest time (ns on `deadline::nanos`) at which
     /// the next fairness handoff may happen.
-    next_fair: AtomicU64,
+    next_fair: LockedU64,
     /// Default mode, while `HANDOFF` is set: when the hold lapses (ns).
-    hold_until: AtomicU64,
+    hold_until: LockedU64,
     /// Queued threads sleeping with the hold's deadline.
-    timekeepers: AtomicU64,
+    timekeepers: LockedU64,
+    /// The loom models' clock (empty otherwise).
+    clock: Clock,
 }
 
 impl Semaphore {
@@ -275,6 +365,10 @@ impl Semaphore {
         if value > max || max > COUNT_MAX {
             return None;
         }
+        fork::watch();
+        // Fix the clock's origin now: a release in a signal handler must not
+        // be the first to initialize it.
+        let _ = deadline::nanos(Instant::now());
         Some(Semaphore {
             state: AtomicU64::new(value),
             params: Params {
@@ -283,11 +377,15 @@ impl Semaphore {
                 fairness,
             },
             slow: SlowCounters {
+                head: LockedPtr::new(core::ptr::null_mut()),
+                tail: LockedPtr::new(core::ptr::null_mut()),
+                generation: LockedU32::new(fork::generation()),
                 waiters: AtomicU64::new(0),
                 promised: AtomicU64::new(0),
-                next_fair: AtomicU64::new(0),
-                hold_until: AtomicU64::new(0),
-                timekeepers: AtomicU64::new(0),
+                next_fair: LockedU64::new(0),
+                hold_until: LockedU64::new(0),
+                timekeepers: LockedU64::new(0),
+                clock: Clock::default(),
             },
         })
     }
@@ -309,13 +407,11 @@ impl Semaphore {
 
     /// Threads blocked in an acquire right now (a snapshot).
     pub fn waiters(&self) -> u64 {
+        // In a forked child, the parent's waiters until they are forgotten.
+        if self.queue_is_stale() {
+            return 0;
+        }
         self.slow.waiters.load(Relaxed)
-    }
-
-    /// The parking key: this semaphore's address.
-    #[inline]
-    fn key(&self) -> usize {
-        self as *const Self as usize
     }
 
     /// Takes `n` permits if they are free right now and no queued waiter has
@@ -328,22 +424,36 @@ impl Semaphore {
             // One test for the common case: open, nobody has priority, and
             // enough permits.
             if s & (CLOSED | HANDOFF) != 0 || s & COUNT_MASK < n {
-                return Err(if s & CLOSED != 0 {
-                    AcquireError::Closed
-                } else {
-                    AcquireError::TimedOut
-                });
+                if s & (CLOSED | HANDOFF) == 0 {
+                    return Err(AcquireError::TimedOut);
+                }
+                return self.refused(s, n);
             }
             // AcqRel, not just Acquire: a woken waiter subtracts its promise
             // before this; the release half makes that subtraction visible
-            // to the next dispatcher, whose `publish` reads this word, so it
-            // never counts a promise that was already used (which would
-            // leave a fitting waiter asleep). Free on x86; loom found it.
+            // to the next walker, which reads this word, so it never counts a
+            // promise that was already used (which would leave a fitting
+            // waiter asleep). Free on x86; loom found it.
             match self.state.compare_exchange_weak(s, s - n, AcqRel, Relaxed) {
                 Ok(_) => return Ok(()),
                 Err(now) => s = now,
             }
         }
+    }
+
+    /// `try_acquire` found a flag set in `s`: the semaphore is shut down, or
+    /// queued waiters come first (`HANDOFF`). In a forked child those may be
+    /// the parent's waiters, which have no priority there: forget them and
+    /// try again.
+    #[cold]
+    fn refused(&self, s: u64, n: u64) -> Result<(), AcquireError> {
+        if s & CLOSED != 0 {
+            return Err(AcquireError::Closed);
+        }
+        if self.forget_stale_queue() {
+            return self.try_acquire(n);
+        }
+        Err(AcquireError::TimedOut)
     }
 
     /// Takes `n` permits, waiting as `wait` allows.
@@ -369,14 +479,18 @@ impl Semaphore {
         };
         let record = WaitRecord {
             n,
-            fair_at: AtomicU64::new(
+            parker: Parker::new(),
+            prev: LockedPtr::new(core::ptr::null_mut()),
+            next: LockedPtr::new(core::ptr::null_mut()),
+            queued: LockedBool::new(false),
+            wake_with: LockedU32::new(0),
+            fair_at: LockedU64::new(
                 deadline::nanos(Instant::now()).saturating_add(self.params.fairness.fair_after),
             ),
-            passed_over: AtomicBool::new(false),
-            held: AtomicBool::new(false),
-            lapses: AtomicU32::new(0),
-            keeps_time: AtomicBool::new(false),
-            woken: AtomicU8::new(WOKEN_NOT),
+            passed_over: LockedBool::new(false),
+            held: LockedBool::new(false),
+            lapses: LockedU32::new(0),
+            keeps_time: LockedBool::new(false),
         };
         let mut may_spin = true;
         loop {
@@ -398,83 +512,32 @@ impl Semaphore {
                     continue;
                 }
             }
-
-            // In the default mode, a thread held back by a hold sleeps no
-            // longer than the hold may last, so that it can end a lapsed one.
-            let hold_until = (!self.params.fifo && s & HANDOFF != 0)
-                .then(|| self.slow.hold_until.load(Relaxed))
-                .filter(|&at| at != u64::MAX);
-            let park_deadline = match hold_until.and_then(deadline::instant) {
-                Some(at) => Some(deadline.map_or(at, |d| d.min(at))),
-                None => deadline,
+            let Some(park_deadline) = self.enqueue(&record, deadline)? else {
+                continue; // The permits came free: try again.
             };
-            let mut closed = false;
-            let validate = || self.may_park(&record, hold_until, &mut closed);
-            let timed_out = |_key: usize, last: bool| self.leave_on_timeout(&record, last);
-            record.woken.store(WOKEN_NOT, Relaxed);
-            let token = ParkToken((&record as *const WaitRecord).expose_provenance());
-            // SAFETY: `park` needs (1) a key no other primitive uses: the key
-            // is this semaphore's address, which nothing else parks on;
-            // (2) `validate` and `timed_out` that neither panic nor call into
-            // the parking lot: they only do atomic operations on `self` and
-            // `record`; (3) a `before_sleep` that does not park or unwind: it
-            // is empty. The token points to `record`, which outlives the call
-            // (see `walk` for how it is read).
-            let result = unsafe {
-                parking::park(self.key(), validate, || {}, timed_out, token, park_deadline)
-            };
-            match result {
-                ParkResult::Unparked(TOKEN_CLOSED) => {
-                    self.slow.waiters.fetch_sub(1, Relaxed);
-                    return Err(AcquireError::Closed);
-                }
-                ParkResult::Unparked(_) => {
-                    self.slow.waiters.fetch_sub(1, Relaxed);
-                    match record.woken.load(Acquire) {
-                        WOKEN_HANDED => return Ok(()),
-                        WOKEN_PROMISED => {
-                            self.slow.promised.fetch_sub(n, Relaxed);
-                            match self.try_acquire(n) {
-                                Err(AcquireError::TimedOut) => {
-                                    // A running thread was faster (or a hold
-                                    // began). Pass the wake-up on if permits
-                                    // are left for others, then queue again
-                                    // (the deadline still holds).
-                                    record.passed_over.store(true, Relaxed);
-                                    if self.value() > 0 {
-                                        // Releasing nothing cannot overflow.
-                                        let _ = self.dispatch(Entry::Lost);
-                                    }
-                                }
-                                result => return result,
+            match self.sleep(&record, deadline, park_deadline) {
+                Slept::Woken(WOKEN_HANDED) => return Ok(()),
+                Slept::Woken(WOKEN_CLOSED) => return Err(AcquireError::Closed),
+                Slept::Woken(WOKEN_PROMISED) => {
+                    self.slow.promised.fetch_sub(n, Relaxed);
+                    match self.try_acquire(n) {
+                        Err(AcquireError::TimedOut) => {
+                            // A running thread was faster (or a hold began).
+                            // Pass the wake-up on if permits are left for
+                            // others, then queue again (the deadline still
+                            // holds).
+                            record.passed_over.store(true, Relaxed);
+                            if self.value() > 0 {
+                                self.walk_now(Entry::Lost);
                             }
                         }
-                        // A timekeeper: look again, and sleep with the hold's
-                        // (possibly new) deadline.
-                        _ => {}
+                        result => return result,
                     }
                 }
-                ParkResult::Invalid if closed => return Err(AcquireError::Closed),
-                // The permits became free before we could queue, or the hold
-                // changed: retry.
-                ParkResult::Invalid => {}
-                ParkResult::TimedOut => {
-                    self.slow.waiters.fetch_sub(1, Relaxed);
-                    let own = deadline.is_some_and(|d| Instant::now() >= d);
-                    // Waiters behind us may fit now that we no longer hold
-                    // them back (FIFO head, held waiter), or the hold we kept
-                    // time for has lapsed (end it even with no permit free,
-                    // or we would sleep with its past deadline again): walk.
-                    if !own {
-                        // Releasing nothing cannot overflow.
-                        let _ = self.dispatch(Entry::HoldTimer);
-                    } else if self.value() > 0 {
-                        let _ = self.dispatch(Entry::Leave);
-                    }
-                    if own {
-                        return Err(AcquireError::TimedOut);
-                    }
-                }
+                // A timekeeper: look again, and sleep with the hold's (maybe
+                // new) deadline.
+                Slept::Woken(_) | Slept::HoldTimer => {}
+                Slept::TimedOut => return Err(AcquireError::TimedOut),
             }
         }
     }
@@ -505,35 +568,31 @@ impl Semaphore {
         }
     }
 
-    /// `park`'s validate step, under the bucket lock: decides whether the
-    /// thread should sleep, and if so marks the semaphore as having waiters.
-    /// `hold_until` is the hold deadline the thread will sleep with, if any;
-    /// a thread that would be held back longer than it plans to sleep (a
-    /// hold began or was extended since it looked) does not sleep but looks
-    /// again.
-    fn may_park(&self, record: &WaitRecord, hold_until: Option<u64>, closed: &mut bool) -> bool {
+    /// Queues `record` unless it may take its permits after all (`Ok(None)`)
+    /// or the semaphore is shut down. Returns the deadline to sleep until:
+    /// the caller's, or, for a thread held back by a hold in the default
+    /// mode, the hold's if earlier (so that it can end a lapsed hold).
+    fn enqueue(
+        &self,
+        record: &WaitRecord,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Option<Instant>>, AcquireError> {
+        let seen = self.lock();
+        let mut wake = Wakeups::new();
+        let flags = if self.params.fifo {
+            PARKED | HANDOFF
+        } else {
+            PARKED
+        };
         let mut s = self.state.load(Relaxed);
         loop {
             if s & CLOSED != 0 {
-                *closed = true;
-                return false;
+                self.unlock(seen, &mut wake);
+                return Err(AcquireError::Closed);
             }
             if may_take(s, record.n) {
-                return false;
-            }
-            let held_back = !self.params.fifo && s & HANDOFF != 0;
-            let hold_until_now = self.slow.hold_until.load(Relaxed);
-            let endless = hold_until_now == u64::MAX;
-            if held_back && !endless && hold_until.is_none_or(|at| at > hold_until_now) {
-                return false;
-            }
-            let flags = if self.params.fifo {
-                PARKED | HANDOFF
-            } else {
-                PARKED
-            };
-            if s & flags == flags {
-                break;
+                self.unlock(seen, &mut wake);
+                return Ok(None);
             }
             // Relaxed: only the word's own modification order matters here
             // (see the module docs); the lock orders everything else.
@@ -545,37 +604,309 @@ impl Semaphore {
                 Err(now) => s = now,
             }
         }
+        let hold_until = (!self.params.fifo && s & HANDOFF != 0)
+            .then(|| self.slow.hold_until.load(Relaxed))
+            .filter(|&at| at != u64::MAX);
+        let park_deadline = match hold_until.and_then(deadline::instant) {
+            Some(at) => Some(deadline.map_or(at, |d| d.min(at))),
+            None => deadline,
+        };
+        record.parker.reset();
+        record.keeps_time.store(hold_until.is_some(), Relaxed);
         if hold_until.is_some() {
-            record.keeps_time.store(true, Relaxed);
             self.slow.timekeepers.fetch_add(1, Relaxed);
         }
-        self.slow.waiters.fetch_add(1, Relaxed);
-        true
+        self.link(record);
+        self.unlock(seen, &mut wake);
+        wake.wake_all();
+        Ok(Some(park_deadline))
     }
 
-    /// Under the bucket lock, when `record` leaves the queue (woken or timed
-    /// out): it no longer keeps time.
+    /// Sleeps in the queue until woken or until `park_deadline`; on a
+    /// deadline, leaves the queue (unless a walk already took the record
+    /// out: then its wake-up is on the way and counts).
+    fn sleep(
+        &self,
+        record: &WaitRecord,
+        deadline: Option<Instant>,
+        mut park_deadline: Option<Instant>,
+    ) -> Slept {
+        loop {
+            let value = record.parker.value();
+            if value != 0 {
+                return Slept::Woken(value);
+            }
+            if record.parker.sleep(park_deadline, &self.slow.clock) {
+                continue;
+            }
+            // A deadline passed: leave the queue, under its lock.
+            let seen = self.lock();
+            let mut wake = Wakeups::new();
+            if !record.queued.load(Relaxed) {
+                // A walk dequeued us first: take its wake-up.
+                self.unlock(seen, &mut wake);
+                park_deadline = None;
+                continue;
+            }
+            self.unlink(record);
+            self.dequeued(record);
+            if self.slow.head.load(Relaxed).is_null() {
+                self.set_queue_flags(false, false);
+            } else if record.held.swap(false, Relaxed) {
+                // A held waiter that leaves ends its hold.
+                self.set_queue_flags(true, false);
+            }
+            let own = deadline.is_some_and(|d| Instant::now() >= d);
+            // Waiters behind us may fit now that we no longer hold them back
+            // (FIFO head, held waiter), or the hold we kept time for has
+            // lapsed (end it even with no permit free, or we would sleep
+            // with its past deadline again): walk.
+            let seen = if !own {
+                self.walk(Entry::HoldTimer, &mut wake)
+            } else if self.value() > 0 && self.state.load(Relaxed) & PARKED != 0 {
+                self.walk(Entry::Leave, &mut wake)
+            } else {
+                seen
+            };
+            self.unlock(seen, &mut wake);
+            wake.wake_all();
+            return if own {
+                Slept::TimedOut
+            } else {
+                Slept::HoldTimer
+            };
+        }
+    }
+
+    /// Under the queue lock: appends `record` to the queue.
+    fn link(&self, record: &WaitRecord) {
+        let p = core::ptr::from_ref(record).cast_mut();
+        let tail = self.slow.tail.load(Relaxed);
+        record.prev.store(tail, Relaxed);
+        record.next.store(core::ptr::null_mut(), Relaxed);
+        if tail.is_null() {
+            self.slow.head.store(p, Relaxed);
+        } else {
+            // SAFETY: a queued record is live (its owner is asleep in the
+            // queue until unlinked, which needs this lock).
+            unsafe { (*tail).next.store(p, Relaxed) };
+        }
+        self.slow.tail.store(p, Relaxed);
+        record.queued.store(true, Relaxed);
+        self.slow.waiters.fetch_add(1, Relaxed);
+    }
+
+    /// Under the queue lock: takes `record` (queued) out of the queue.
+    fn unlink(&self, record: &WaitRecord) {
+        let (prev, next) = (record.prev.load(Relaxed), record.next.load(Relaxed));
+        // SAFETY: queued neighbours are live, as in `link`.
+        unsafe {
+            match prev.is_null() {
+                true => self.slow.head.store(next, Relaxed),
+                false => (*prev).next.store(next, Relaxed),
+            }
+            match next.is_null() {
+                true => self.slow.tail.store(prev, Relaxed),
+                false => (*next).prev.store(prev, Relaxed),
+            }
+        }
+        record.queued.store(false, Relaxed);
+        self.slow.waiters.fetch_sub(1, Relaxed);
+    }
+
+    /// Under the queue lock, when `record` leaves the queue: it no longer
+    /// keeps time.
     fn dequeued(&self, record: &WaitRecord) {
         if record.keeps_time.swap(false, Relaxed) {
             self.slow.timekeepers.fetch_sub(1, Relaxed);
         }
     }
 
-    /// `park`'s timed-out step, under the bucket lock: `record` left the
-    /// queue (`last`: it was the last one). A held waiter that leaves ends
-    /// its hold.
-    fn leave_on_timeout(&self, record: &WaitRecord, last: bool) {
-        self.dequeued(record);
-        if last {
-            self.set_queue_flags(false, false);
-        } else if record.held.swap(false, Relaxed) {
-            self.set_queue_flags(true, false);
+    /// Takes the queue lock: the `LOCKED` bit of the state word. Spins, then
+    /// yields, while another thread holds it (critical sections are short
+    /// and never sleep). Never called by a release, which must not wait (see
+    /// `release_slow`).
+    ///
+    /// After a fork, the lock may be held by a thread that does not exist in
+    /// the child: a lock whose queue belongs to an earlier fork generation
+    /// is taken over, and that queue forgotten (`claim`).
+    ///
+    /// Returns the count at the moment the lock was taken: the previous
+    /// holder's `unlock` walked the queue for it (or more), so it is what
+    /// this critical section has accounted for until it walks itself; pass
+    /// it (or a walk's result) to `unlock`.
+    fn lock(&self) -> u64 {
+        let mut spins = 0u32;
+        loop {
+            if let Some(seen) = self.try_lock() {
+                return seen;
+            }
+            spins += 1;
+            if cfg!(loom) {
+                #[cfg(loom)]
+                self.slow
+                    .clock
+                    .wait_for_unlock(|| self.fresh_state() & LOCKED != 0);
+            } else if spins < 64 {
+                core::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
         }
+    }
+
+    /// One attempt of `lock`, which never waits: `None` if another thread
+    /// holds the lock (or just took it).
+    fn try_lock(&self) -> Option<u64> {
+        let s = self.fresh_state();
+        if s & LOCKED == 0 {
+            // Acquire: the critical section sees what the previous holder
+            // did before its Release unlock.
+            let locked = self
+                .state
+                .compare_exchange(s, s | LOCKED, Acquire, Relaxed)
+                .is_ok();
+            return (locked && self.claim()).then_some(s & COUNT_MASK);
+        }
+        // The queue was forgotten: nobody to walk for.
+        self.take_over().then(|| self.value())
+    }
+
+    /// Whether the queue belongs to an earlier fork generation: its waiters
+    /// are ghosts (threads of the parent) until a thread of this process
+    /// takes the lock.
+    #[inline]
+    fn queue_is_stale(&self) -> bool {
+        self.slow.generation.load(Relaxed) != fork::generation()
+    }
+
+    /// In a forked child whose queue still holds the parent's waiters (the
+    /// flags they left keep acquirers out): forgets them if that can be done
+    /// without waiting, as a non-blocking call must. Returns whether the
+    /// caller should look at the state word again.
+    #[cold]
+    fn forget_stale_queue(&self) -> bool {
+        if !self.queue_is_stale() {
+            return false;
+        }
+        match self.try_lock() {
+            Some(seen) => {
+                // The queue is empty now: `unlock` has nobody to walk for
+                // unless a release deposited permits for a live waiter.
+                let mut wake = Wakeups::new();
+                self.unlock(seen, &mut wake);
+                true
+            }
+            // A live thread holds the lock, and forgets the queue itself.
+            None => true,
+        }
+    }
+
+    /// The state word, for a spin loop. Under loom an RMW, which always reads
+    /// the latest value (loom may let a plain load in a loop return the same
+    /// stale value for ever, which hardware does not).
+    #[inline]
+    fn fresh_state(&self) -> u64 {
+        #[cfg(loom)]
+        return self.state.fetch_or(0, Relaxed);
+        #[cfg(not(loom))]
+        return self.state.load(Relaxed);
+    }
+
+    /// Just after setting `LOCKED`: makes the queue this fork generation's.
+    /// Returns false if a thread taking over a lock it believed abandoned
+    /// (see `take_over`) claimed it first; the lock is then that thread's.
+    fn claim(&self) -> bool {
+        let now = fork::generation();
+        let generation = self.slow.generation.load(Relaxed);
+        if generation == now {
+            return true;
+        }
+        let claimed = self
+            .slow
+            .generation
+            .compare_exchange(generation, now, Acquire, Relaxed)
+            .is_ok();
+        if claimed {
+            self.forget_ghosts();
+        }
+        claimed
+    }
+
+    /// With `LOCKED` set by someone: if the queue belongs to an earlier fork
+    /// generation, the holder may be a thread that no longer exists; take
+    /// the lock over. Exactly one thread wins the generation's CAS; a live
+    /// thread that had just set `LOCKED` loses it in `claim` and backs off.
+    fn take_over(&self) -> bool {
+        let now = fork::generation();
+        let generation = self.slow.generation.load(Relaxed);
+        let won = generation != now
+            && self
+                .slow
+                .generation
+                .compare_exchange(generation, now, Acquire, Relaxed)
+                .is_ok();
+        if won {
+            self.forget_ghosts();
+        }
+        won
+    }
+
+    /// Under the queue lock, in a forked child: the queue's waiters were
+    /// threads of the parent; forget them (never woken, never handed
+    /// anything), with everything promised or held for them.
+    fn forget_ghosts(&self) {
+        self.slow.head.store(core::ptr::null_mut(), Relaxed);
+        self.slow.tail.store(core::ptr::null_mut(), Relaxed);
+        self.slow.waiters.store(0, Relaxed);
+        self.slow.promised.store(0, Relaxed);
+        self.slow.timekeepers.store(0, Relaxed);
+        self.slow.hold_until.store(0, Relaxed);
+        self.set_queue_flags(false, false);
+    }
+
+    /// Releases the queue lock. `seen` is the count the queue was last
+    /// walked for: `lock`'s result, or the last walk's. If releases
+    /// deposited permits since (the count is higher and threads are queued),
+    /// walk for them first, so that no deposit is left unserved.
+    fn unlock(&self, mut seen: u64, wake: &mut Wakeups) {
+        let mut s = self.state.load(Relaxed);
+        loop {
+            if s & COUNT_MASK > seen && s & PARKED != 0 {
+                let deposited = (s & COUNT_MASK) - seen;
+                seen = self.walk(Entry::Release(deposited), wake);
+                s = self.state.load(Relaxed);
+                continue;
+            }
+            // Release: the next holder sees this critical section's writes.
+            match self
+                .state
+                .compare_exchange_weak(s, s & !LOCKED, Release, Relaxed)
+            {
+                Ok(_) => {
+                    #[cfg(loom)]
+                    self.slow.clock.unlocked();
+                    return;
+                }
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    /// Takes the lock, walks the queue, releases the lock, wakes.
+    #[cold]
+    fn walk_now(&self, entry: Entry) {
+        self.lock();
+        let mut wake = Wakeups::new();
+        let seen = self.walk(entry, &mut wake);
+        self.unlock(seen, &mut wake);
+        wake.wake_all();
     }
 
     /// Returns `n` permits; hands them to blocked waiters that fit.
     ///
     /// `n` must be at least 1. All or nothing: on `Overflow` nothing changed.
+    /// Async-signal-safe: it never waits for a lock (see `release_slow`).
     #[inline]
     pub fn release(&self, n: u64) -> Result<(), ReleaseError> {
         debug_assert!(n >= 1);
@@ -597,64 +928,61 @@ impl Semaphore {
         }
     }
 
-    /// The rest of `release`, from state `s`: threads are queued (dispatch
-    /// to them), the count has no room for `n`, or the word changed under
-    /// the fast path.
+    /// The rest of `release`, from state `s`: threads are queued, the count
+    /// has no room for `n`, or the word changed under the fast path.
+    ///
+    /// With threads queued, the permits go into the count in the same CAS
+    /// that either takes the queue lock (then this release walks the queue)
+    /// or, if another thread holds it, leaves them to that holder, whose
+    /// `unlock` walks for them. So a release never waits: one that interrupts
+    /// the lock holder from a signal handler (even on the holder's own
+    /// thread) completes at once, and the holder serves its permits.
     #[cold]
     fn release_slow(&self, n: u64, mut s: u64) -> Result<(), ReleaseError> {
         loop {
-            if s & PARKED != 0 {
-                // Checks the room for `n` itself, under the bucket lock.
-                return self.dispatch(Entry::Release(n));
-            }
             // `count <= max` always holds, so this cannot underflow.
             if n > self.params.max - (s & COUNT_MASK) {
                 return Err(ReleaseError::Overflow);
             }
-            match self.state.compare_exchange_weak(s, s + n, Release, Relaxed) {
+            let (new, take_lock) = match (s & PARKED != 0, s & LOCKED != 0) {
+                (true, false) => ((s + n) | LOCKED, true),
+                _ => (s + n, false),
+            };
+            // Release: the releaser's writes are visible to whoever takes
+            // the permits; Acquire too when it takes the lock.
+            match self.state.compare_exchange_weak(s, new, AcqRel, Relaxed) {
+                Ok(_) if take_lock => {
+                    if self.claim() {
+                        let mut wake = Wakeups::new();
+                        let seen = self.walk(Entry::Release(n), &mut wake);
+                        self.unlock(seen, &mut wake);
+                        wake.wake_all();
+                    }
+                    // (Otherwise a thread that took over the lock after a
+                    // fork holds it, and walks for these permits.)
+                    return Ok(());
+                }
                 Ok(_) => return Ok(()),
                 Err(now) => s = now,
             }
         }
     }
 
-    /// The slow path of `release` and of a waiter that leaves the queue:
-    /// under the bucket lock, adds the released permits to the count, then
-    /// walks the queued waiters as the policy says (see `policy.rs`).
-    #[cold]
-    fn dispatch(&self, entry: Entry) -> Result<(), ReleaseError> {
-        let released = match entry {
-            Entry::Release(n) => n,
-            _ => 0,
-        };
+    /// Under the queue lock: walks the queue once as the policy says (see
+    /// `policy.rs`), dequeuing the waiters it serves onto `wake`. Returns
+    /// the count the walk accounted for (the count it started from, less
+    /// what it handed over), for `unlock`: permits deposited while it
+    /// walked are above that, and get a walk of their own.
+    fn walk(&self, entry: Entry, wake: &mut Wakeups) -> u64 {
         let now = deadline::nanos(Instant::now());
-        // Shared by the filter and the callback (both run under the lock).
-        let result = Cell::new(Ok(()));
-        let walk: RefCell<Option<Walk>> = RefCell::new(None);
-
-        let filter = |token: ParkToken| {
-            // SAFETY: every token on this key was made by `acquire_slow` from
-            // a `WaitRecord` on the stack of the queued thread. That thread is
-            // blocked inside `park` until it is dequeued, and dequeuing (by an
-            // unparker or by its own timeout) needs the bucket lock that is
-            // held while this filter runs, so the record is alive; its
-            // mutable parts are atomics, written under this same lock (and by
-            // the owner only while it is not queued).
-            let record = unsafe { &*core::ptr::with_exposed_provenance::<WaitRecord>(token.0) };
-            let mut walk = walk.borrow_mut();
-            if walk.is_none() {
-                // The first waiter: publish the release, then start.
-                match self.publish(released) {
-                    Ok(count) => *walk = Some(Walk::new(self.start(entry, now, count))),
-                    Err(e) => {
-                        result.set(Err(e));
-                        return FilterOp::Stop;
-                    }
-                }
-            }
-            let Some(walk) = walk.as_mut() else {
-                return FilterOp::Stop;
-            };
+        let mut accounted = self.value();
+        let mut walk = Walk::new(self.start(entry, now, accounted));
+        let mut p = self.slow.head.load(Relaxed);
+        while !p.is_null() {
+            // SAFETY: a queued record is live (its owner sleeps until it is
+            // unlinked, which needs the lock we hold).
+            let record = unsafe { &*p };
+            let next = record.next.load(Relaxed);
             let waiter = record.view();
             let decision = loop {
                 let decision = walk.decide(&waiter, self.value());
@@ -666,43 +994,41 @@ impl Semaphore {
             };
             walk.commit(&waiter, &decision);
             record.apply(&decision.mark);
-            self.carry_out(record, &decision)
-        };
-        let callback = |unparked: UnparkResult| {
-            let walk = walk.borrow();
-            match (result.get(), walk.as_ref()) {
-                // The release overflowed at the first waiter: nothing changed.
-                (Err(_), _) => {}
-                // Nobody was queued after all: release into the count and
-                // clear the queue flags (we hold the lock and the queue is
-                // empty).
-                (Ok(()), None) => result.set(self.publish_unqueued(released)),
-                (Ok(()), Some(walk)) => {
-                    // A held waiter never leaves the queue with its hold on:
-                    // it is handed its permits (which ends the hold), or its
-                    // hold lapses, or it times out and `leave_on_timeout`
-                    // ends the hold under this lock. So the walk always meets
-                    // it.
-                    debug_assert!(!walk.lost_hold(), "a hold outlived its waiter");
-                    let more = unparked.have_more_threads;
-                    let finish = walk.finish(more);
-                    self.set_queue_flags(more, finish.handoff);
-                    self.slow.hold_until.store(finish.hold_until, Relaxed);
-                    self.slow.next_fair.store(finish.next_fair, Relaxed);
+            let value = match decision.verdict {
+                Verdict::Skip => {
+                    p = next;
+                    continue;
                 }
-            }
-            TOKEN_WOKEN
-        };
-        // SAFETY: `unpark_filter` needs (1) a key no other primitive uses: our
-        // address; (2) `filter` and `callback` that neither panic nor call
-        // into the parking lot: they only read wait records and do atomic
-        // operations (`publish` and friends return errors instead of
-        // panicking; the `RefCell` is borrowed by one of them at a time).
-        unsafe { parking::unpark_filter(self.key(), filter, callback) };
-        result.get()
+                Verdict::Stop => break,
+                Verdict::Hand => {
+                    accounted = accounted.saturating_sub(record.n);
+                    WOKEN_HANDED
+                }
+                Verdict::Wake => {
+                    self.slow.promised.fetch_add(record.n, Relaxed);
+                    WOKEN_PROMISED
+                }
+                Verdict::Watch => WOKEN_TIMEKEEPER,
+            };
+            self.unlink(record);
+            self.dequeued(record);
+            wake.push(record, value);
+            p = next;
+        }
+        // A held waiter never leaves the queue with its hold on: it is
+        // handed its permits (which ends the hold), or its hold lapses, or it
+        // times out and `sleep` ends the hold under this lock. So the walk
+        // always meets it.
+        debug_assert!(!walk.lost_hold(), "a hold outlived its waiter");
+        let more = !self.slow.head.load(Relaxed).is_null();
+        let finish = walk.finish(more);
+        self.set_queue_flags(more, finish.handoff);
+        self.slow.hold_until.store(finish.hold_until, Relaxed);
+        self.slow.next_fair.store(finish.next_fair, Relaxed);
+        accounted
     }
 
-    /// The inputs of a walk, read under the bucket lock.
+    /// The inputs of a walk, read under the queue lock.
     fn start(&self, entry: Entry, now: u64, count: u64) -> Start {
         Start {
             fifo: self.params.fifo,
@@ -710,7 +1036,13 @@ impl Semaphore {
             entry,
             now,
             count,
-            promised: self.slow.promised.load(Relaxed),
+            // An RMW, not a load: it reads the latest value, so a promise a
+            // woken thread already gave back (before its `AcqRel` acquire
+            // CAS, which this walk's reads of the word follow) is never
+            // counted again. A stale, larger `promised` would make the walk
+            // wake too few threads and leave a fitting waiter asleep (loom
+            // found it).
+            promised: self.slow.promised.fetch_add(0, AcqRel),
             handoff: self.state.load(Relaxed) & HANDOFF != 0,
             hold_until: self.slow.hold_until.load(Relaxed),
             next_fair: self.slow.next_fair.load(Relaxed),
@@ -718,56 +1050,7 @@ impl Semaphore {
         }
     }
 
-    /// Under the bucket lock: carries out a decision about `record` (its
-    /// permits, if handed, are already taken) and tells the parking lot.
-    fn carry_out(&self, record: &WaitRecord, decision: &Decision) -> FilterOp {
-        let woken = match decision.verdict {
-            Verdict::Skip => return FilterOp::Skip,
-            Verdict::Stop => return FilterOp::Stop,
-            Verdict::Hand => WOKEN_HANDED,
-            Verdict::Wake => {
-                self.slow.promised.fetch_add(record.n, Relaxed);
-                WOKEN_PROMISED
-            }
-            Verdict::Watch => WOKEN_TIMEKEEPER,
-        };
-        self.dequeued(record);
-        record.woken.store(woken, Release);
-        FilterOp::Unpark
-    }
-
-    /// Under the bucket lock: adds `n` permits to the count, unless that
-    /// would pass `max`. Returns the new count.
-    fn publish(&self, n: u64) -> Result<u64, ReleaseError> {
-        let mut s = self.state.load(Relaxed);
-        loop {
-            if n > self.params.max - (s & COUNT_MASK) {
-                return Err(ReleaseError::Overflow);
-            }
-            match self.state.compare_exchange_weak(s, s + n, AcqRel, Relaxed) {
-                Ok(_) => return Ok((s & COUNT_MASK) + n),
-                Err(now) => s = now,
-            }
-        }
-    }
-
-    /// Under the bucket lock, with no thread queued: adds `n` permits and
-    /// clears the queue flags in one step.
-    fn publish_unqueued(&self, n: u64) -> Result<(), ReleaseError> {
-        let mut s = self.state.load(Relaxed);
-        loop {
-            if n > self.params.max - (s & COUNT_MASK) {
-                return Err(ReleaseError::Overflow);
-            }
-            let new = (s + n) & !(PARKED | HANDOFF);
-            match self.state.compare_exchange_weak(s, new, AcqRel, Relaxed) {
-                Ok(_) => return Ok(()),
-                Err(now) => s = now,
-            }
-        }
-    }
-
-    /// Under the bucket lock: takes `n` permits on behalf of a queued waiter
+    /// Under the queue lock: takes `n` permits on behalf of a queued waiter
     /// (ignoring `HANDOFF`, which exists for exactly this). On failure,
     /// returns the count that was left.
     fn take_for_waiter(&self, n: u64) -> Result<(), u64> {
@@ -784,7 +1067,7 @@ impl Semaphore {
         }
     }
 
-    /// Under the bucket lock: sets `PARKED` and `HANDOFF` to the given values.
+    /// Under the queue lock: sets `PARKED` and `HANDOFF` to the given values.
     fn set_queue_flags(&self, parked: bool, handoff: bool) {
         let set = if parked { PARKED } else { 0 } | if handoff { HANDOFF } else { 0 };
         let mut s = self.state.load(Relaxed);
@@ -806,6 +1089,10 @@ impl Semaphore {
         let mut s = self.state.load(Relaxed);
         loop {
             let count = s & COUNT_MASK;
+            if s & HANDOFF != 0 && count > 0 && self.forget_stale_queue() {
+                s = self.state.load(Relaxed);
+                continue;
+            }
             if count == 0 || s & HANDOFF != 0 {
                 return 0;
             }
@@ -824,67 +1111,61 @@ impl Semaphore {
     /// Shuts the semaphore down: every blocked acquirer returns `Closed`, and
     /// so does every later acquire. Releases keep counting. Idempotent.
     pub fn shutdown(&self) {
-        let filter = |token: ParkToken| {
-            // SAFETY: as in `walk`: the token is a live record of a thread
-            // queued on this key, read under the bucket lock.
-            let record = unsafe { &*core::ptr::with_exposed_provenance::<WaitRecord>(token.0) };
+        let seen = self.lock();
+        let mut wake = Wakeups::new();
+        let mut p = self.slow.head.load(Relaxed);
+        while !p.is_null() {
+            // SAFETY: as in `walk`.
+            let record = unsafe { &*p };
+            let next = record.next.load(Relaxed);
+            self.unlink(record);
             self.dequeued(record);
-            FilterOp::Unpark
-        };
-        let callback = |_: UnparkResult| {
-            let mut s = self.state.load(Relaxed);
-            loop {
-                let new = (s | CLOSED) & !(PARKED | HANDOFF);
-                match self.state.compare_exchange_weak(s, new, AcqRel, Relaxed) {
-                    Ok(_) => break,
-                    Err(now) => s = now,
-                }
+            wake.push(record, WOKEN_CLOSED);
+            p = next;
+        }
+        // (`promised` stays: woken threads still give their promises back.)
+        let mut s = self.state.load(Relaxed);
+        loop {
+            let new = (s | CLOSED) & !(PARKED | HANDOFF);
+            match self.state.compare_exchange_weak(s, new, AcqRel, Relaxed) {
+                Ok(_) => break,
+                Err(now) => s = now,
             }
-            TOKEN_CLOSED
-        };
-        // SAFETY: as in `walk`: our own address as the key, and callbacks
-        // that only do atomic operations on `self` and live records.
-        unsafe { parking::unpark_filter(self.key(), filter, callback) };
+        }
+        self.unlock(seen, &mut wake);
+        wake.wake_all();
     }
 
-    /// What is queued right now, read under the bucket lock without waking
-    /// anyone: the input of the liveness oracle (`oracle.rs`).
+    /// What is queued right now, read under the queue lock: the input of the
+    /// liveness oracle (`oracle.rs`).
     pub(crate) fn snapshot(&self) -> Snapshot {
-        let queue = RefCell::new(Vec::new());
-        let filter = |token: ParkToken| {
-            // SAFETY: as in `walk`: the token is a live record of a thread
-            // queued on this key, read under the bucket lock.
-            let record = unsafe { &*core::ptr::with_exposed_provenance::<WaitRecord>(token.0) };
-            queue.borrow_mut().push(Waiting {
+        let seen = self.lock();
+        let mut queue = Vec::new();
+        let mut p = self.slow.head.load(Relaxed);
+        while !p.is_null() {
+            // SAFETY: as in `walk`.
+            let record = unsafe { &*p };
+            queue.push(Waiting {
                 waiter: record.view(),
             });
-            FilterOp::Skip
-        };
-        let state = Cell::new(0);
-        let counters = Cell::new((0, 0));
-        let callback = |_: UnparkResult| {
-            state.set(self.state.load(Relaxed));
-            counters.set((
-                self.slow.promised.load(Relaxed),
-                self.slow.timekeepers.load(Relaxed),
-            ));
-            TOKEN_WOKEN
-        };
-        // SAFETY: as in `walk`; the filter skips every thread, so nobody is
-        // woken and nothing changes.
-        unsafe { parking::unpark_filter(self.key(), filter, callback) };
-        let s = state.get();
-        Snapshot {
+            p = record.next.load(Relaxed);
+        }
+        let s = self.state.load(Relaxed);
+        let snapshot = Snapshot {
             fifo: self.params.fifo,
             endless_holds: self.params.fairness.hold_for == u64::MAX,
             count: s & COUNT_MASK,
             parked: s & PARKED != 0,
             handoff: s & HANDOFF != 0,
             closed: s & CLOSED != 0,
-            promised: counters.get().0,
-            timekeepers: counters.get().1,
-            queue: queue.into_inner(),
-        }
+            promised: self.slow.promised.load(Relaxed),
+            timekeepers: self.slow.timekeepers.load(Relaxed),
+            queue,
+        };
+        let mut wake = Wakeups::new();
+        self.unlock(seen, &mut wake);
+        wake.wake_all();
+        snapshot
     }
 
     /// Checks the liveness property of `oracle.rs` on one snapshot of the
@@ -899,23 +1180,55 @@ impl Semaphore {
         (snapshot.queue.len(), crate::oracle::check(&snapshot))
     }
 
-    /// How many threads are queued right now (read under the bucket lock).
-    /// For tests.
+    /// How many threads are queued right now (a snapshot; it takes no lock,
+    /// so that tests and loom models may poll it). For tests.
     #[doc(hidden)]
     pub fn queued(&self) -> usize {
-        self.snapshot().queue.len()
+        // Loom: an RMW, which reads the latest value (a load in a polling
+        // loop may see the same old one for ever).
+        #[cfg(loom)]
+        let n = self.slow.waiters.fetch_add(0, Relaxed);
+        #[cfg(not(loom))]
+        let n = self.waiters();
+        usize::try_from(n).unwrap_or(usize::MAX)
     }
 
-    /// Loom models only: makes every timed waiter on this semaphore time out.
+    /// Loom models only: waits until exactly `k` threads are queued and the
+    /// queue lock is free (so that a release made next walks the queue
+    /// itself rather than leaving its permits to a holder's `unlock`).
+    /// Sleeps between checks: a model that polled would spin, which loom
+    /// cannot schedule fairly once its preemptions are spent.
+    #[cfg(loom)]
+    pub fn wait_queued(&self, k: usize) {
+        let settled = || self.fresh_state() & LOCKED == 0 && self.queued() == k;
+        while !settled() {
+            self.slow.clock.wait_for_unlock(|| !settled());
+        }
+    }
+
+    /// Loom models only: makes every deadline on this semaphore pass, now
+    /// and later.
     #[cfg(loom)]
     pub fn fire_timeouts(&self) {
-        crate::parking::fire_timeouts(self.key());
+        self.slow.clock.fire();
     }
 
     /// Whether `shutdown` was called.
     pub fn is_closed(&self) -> bool {
         self.state.load(Relaxed) & CLOSED != 0
     }
+}
+
+/// How a sleep in the queue ended.
+enum Slept {
+    /// Woken by a walk or a shutdown, with this value (the record is out of
+    /// the queue).
+    Woken(u32),
+    /// The caller's deadline passed (the record left the queue).
+    TimedOut,
+    /// Only the hold's deadline passed (the record left the queue): look
+    /// again.
+    HoldTimer,
 }
 
 #[cfg(all(test, not(loom)))]
@@ -1036,8 +1349,8 @@ mod tests {
             let (s2, done2) = (s.clone(), done.clone());
             threads.push(thread::spawn(move || {
                 let r = s2.acquire(n, Wait::Forever);
-                // SeqCst, so that seeing `done` also shows what the waiter
-                // did to the semaphore before (its `waiters` decrement).
+                // SeqCst, so that seeing `done` also shows the semaphore as
+                // the waiter saw it (dequeued: `waiters` decremented).
                 done2.fetch_add(1, SeqCst);
                 r
             }));

@@ -21,12 +21,14 @@ const PROGRAMS: &[&str] = &[
     "cancel",
     "contention",
     "fifo",
+    "fork",
     "free_after_acquire",
     "limits",
     "lost_wakeup",
     "mixed_shutdown",
     "posix_coexist",
     "shutdown",
+    "signal_release",
     "starvation",
     "timed_race",
     "timeouts",
@@ -266,6 +268,11 @@ fn fifo() {
 }
 
 #[test]
+fn fork() {
+    check("fork");
+}
+
+#[test]
 fn free_after_acquire() {
     check("free_after_acquire");
 }
@@ -310,6 +317,11 @@ fn cancel() {
 #[test]
 fn lost_wakeup() {
     check("lost_wakeup");
+}
+
+#[test]
+fn signal_release() {
+    check("signal_release");
 }
 
 #[test]

@@ -1,8 +1,11 @@
 //! Loom model checks of the state machine: every interleaving (up to a
 //! preemption bound) of the threads below is explored, with the semaphore's
-//! atomics and the parking lot (src/parking.rs's model) under loom's control.
+//! atomics (the state word with its queue lock, the waiters' wake-up words)
+//! and parking (src/parking.rs: loom's park/unpark) under loom's control.
 //! A lost wake-up shows up as a deadlock, a lost or created permit as a
-//! failed count check.
+//! failed count check. Releases that find the queue lock held leave their
+//! permits to its holder (the async-signal-safe path); every model that
+//! races a release with a queueing or leaving thread explores that.
 //!
 //! Run: RUSTFLAGS="--cfg loom" cargo test --release --test loom
 //! (scripts/verify does, with its own target directory).
@@ -36,11 +39,9 @@ fn fair_sem(value: u64, max: u64, hold: Duration) -> Arc<Semaphore> {
     )
 }
 
-/// Waits until `k` threads are queued on `s`.
+/// Waits until `k` threads are queued on `s` (sleeping, not polling).
 fn wait_queued(s: &Semaphore, k: usize) {
-    while s.queued() != k {
-        thread::yield_now();
-    }
+    s.wait_queued(k);
 }
 
 /// The liveness oracle at the end of a model: nothing queued, nothing
