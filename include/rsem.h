@@ -38,10 +38,11 @@
  * and are never woken or handed permits there. Permits held by such threads
  * (or handed to them as the fork happened) stay taken in the child, as a
  * mutex they held stays locked. The child's threads then acquire, wait and
- * release as usual. This relies on a pthread_atfork() handler, so it holds
+ * release as usual. This relies on pthread_atfork() handlers, so it holds
  * for fork() and not for vfork(), _Fork() or a raw clone(), whose children
- * must not use a semaphore that had waiters (exec or _exit instead). The
- * parent is not affected.
+ * must not use a semaphore that had waiters (exec or _exit instead); nor
+ * for a fork() in a signal handler that interrupted an rsem call (as for
+ * malloc). The parent is not affected.
  */
 
 #ifndef RSEM_H

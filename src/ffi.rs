@@ -18,6 +18,7 @@ use std::alloc::{Layout, alloc};
 
 use crate::deadline::{self, Wait};
 use crate::errno::set_errno;
+use crate::fork;
 use crate::panic::guard;
 use crate::semaphore::Semaphore;
 use crate::status::{
@@ -36,8 +37,12 @@ fn allocate(semaphore: Semaphore) -> *mut Semaphore {
         return ptr::null_mut();
     }
     // SAFETY: `raw` is non-null, freshly allocated for `Semaphore`'s layout,
-    // so it is valid for a write and suitably aligned.
-    unsafe { raw.write(semaphore) };
+    // so it is valid for a write and suitably aligned; once written, it stays
+    // at that address until `sem_free` unregisters and frees it.
+    unsafe {
+        raw.write(semaphore);
+        fork::register(raw);
+    }
     raw
 }
 
@@ -155,9 +160,13 @@ pub unsafe extern "C" fn sem_free(sem: *mut Semaphore) {
         return;
     }
     // SAFETY: by this function's contract `sem` came from `allocate`, which
-    // allocated it with the global allocator and `Layout::new::<Semaphore>()`
-    // (the layout `Box` uses), and nobody else uses it any more.
-    guard("sem_free", || drop(unsafe { Box::from_raw(sem) }));
+    // registered it for `fork()` and allocated it with the global allocator
+    // and `Layout::new::<Semaphore>()` (the layout `Box` uses), and nobody
+    // else uses it any more.
+    guard("sem_free", || unsafe {
+        fork::unregister(sem);
+        drop(Box::from_raw(sem));
+    });
 }
 
 /// Acquires one permit, blocking until one is free, like Python's

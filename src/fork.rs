@@ -1,4 +1,5 @@
-//! Fork generations: which process image a wait queue belongs to.
+//! What a forked child gets: every semaphore as it was, without the parent's
+//! waiters.
 //!
 //! After `fork()`, the child has one thread, the one that forked; every
 //! other thread of the parent is gone, but whatever it had queued (a wait
@@ -6,62 +7,166 @@
 //! child. The child's thread library may even give a new thread the stack of
 //! a vanished one, so the address of a ghost's record comes back in use.
 //!
-//! So the library counts forks: a `pthread_atfork` child handler increments
-//! [`generation`] in every child, and each semaphore remembers the
-//! generation its queue belongs to. The first thread of a later generation
-//! that takes a semaphore's queue lock (or finds it held: by a ghost, for
-//! all it knows) forgets that queue (`Semaphore::lock`). The handler is
-//! installed when the first semaphore is created ([`watch`]); semaphores
-//! can only be created through this library, so none exists before.
+//! So every semaphore made through the C API is linked into a registry
+//! (`register` in `sem_new*`, `unregister` in `sem_free`), and a
+//! `pthread_atfork` child handler resets each one
+//! (`Semaphore::forget_after_fork`) before `fork()` returns in the child,
+//! while that child runs nothing else: no race is possible there. The
+//! prepare handler takes the registry's lock and the parent and child
+//! handlers release it, so the list is whole at the fork.
+//!
+//! The lock is a spin lock (creating and freeing semaphores are short and
+//! rare next to acquiring them), so that the child handler can release it by
+//! a store whatever state it was in.
 //!
 //! Only `fork()` runs `pthread_atfork` handlers: a child made by `vfork`,
 //! `_Fork` or a raw `clone` system call must not use a semaphore it
 //! inherited with waiters queued (it should exec or `_exit`, as POSIX asks
-//! of such children anyway).
+//! of such children anyway). A `fork()` from a signal handler that
+//! interrupted an rsem call is not supported either (as with `malloc`).
 //!
-//! Windows has no fork: the generation stays 0. Miri does not model
-//! `pthread_atfork`, and its programs do not fork.
+//! Windows has no fork: the registry is not kept. Miri does not model
+//! `pthread_atfork`; the registry is still kept, so Miri checks it.
 
-use core::sync::atomic::AtomicU32;
-use core::sync::atomic::Ordering::Relaxed;
+use crate::semaphore::Semaphore;
 
-/// Incremented in every child, by the `pthread_atfork` child handler.
-static GENERATION: AtomicU32 = AtomicU32::new(0);
-
-/// The current fork generation (0 in the original process).
-#[inline]
-pub(crate) fn generation() -> u32 {
-    // Relaxed: the handler runs in the child before `fork()` returns there,
-    // on the only thread the child then has; every later thread of the child
-    // is created after it, which orders the store before their loads.
-    GENERATION.load(Relaxed)
+/// A semaphore's links in the registry, changed only under its lock.
+#[cfg(unix)]
+#[derive(Debug, Default)]
+pub(crate) struct Links {
+    prev: AtomicPtr<Semaphore>,
+    next: AtomicPtr<Semaphore>,
 }
 
-/// Makes sure the child handler is installed (once per process; a forked
-/// child inherits it). Never blocks: a `std::sync::Once` would, and a child
-/// forked while another thread ran the installation would then hang in its
-/// first `sem_new`.
-pub(crate) fn watch() {
-    #[cfg(all(unix, not(miri)))]
-    {
-        use core::sync::atomic::AtomicBool;
-        static INSTALLED: AtomicBool = AtomicBool::new(false);
-        if INSTALLED.load(Relaxed) || INSTALLED.swap(true, Relaxed) {
-            return;
+#[cfg(unix)]
+use core::sync::atomic::AtomicPtr;
+
+#[cfg(unix)]
+mod registry {
+    use super::*;
+    use core::ptr;
+    use core::sync::atomic::AtomicBool;
+    use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+
+    /// The registry's lock.
+    static LOCKED: AtomicBool = AtomicBool::new(false);
+    /// The first registered semaphore (under the lock).
+    static HEAD: AtomicPtr<Semaphore> = AtomicPtr::new(ptr::null_mut());
+    /// Whether the fork handlers are installed (under the lock).
+    static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+    fn lock() {
+        while LOCKED
+            .compare_exchange_weak(false, true, Acquire, Relaxed)
+            .is_err()
+        {
+            std::thread::yield_now();
         }
-        // SAFETY: `pthread_atfork` stores three function pointers (two of
-        // them none); `in_child` is an `extern "C"` function of this library,
-        // which must stay loaded while its semaphores exist anyway.
-        let rc = unsafe { libc::pthread_atfork(None, None, Some(in_child)) };
-        // It fails only without memory (ENOMEM); the semaphores still work
-        // in this process, and only a forked child would keep ghosts.
-        debug_assert_eq!(rc, 0, "pthread_atfork failed");
+    }
+
+    fn unlock() {
+        LOCKED.store(false, Release);
+    }
+
+    /// Adds `sem` to the registry (and installs the fork handlers, the first
+    /// time).
+    ///
+    /// # Safety
+    /// `sem` points to a semaphore at its final address that stays there
+    /// until `unregister(sem)`.
+    pub(crate) unsafe fn register(sem: *const Semaphore) {
+        lock();
+        #[cfg(not(miri))]
+        if !INSTALLED.swap(true, Relaxed) {
+            // SAFETY: `pthread_atfork` stores three `extern "C"` functions of
+            // this library, which must stay loaded while its semaphores
+            // exist anyway. It fails only without memory (ENOMEM); the
+            // semaphores still work in this process, and only a forked child
+            // would keep the parent's waiters.
+            let rc = unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+            debug_assert_eq!(rc, 0, "pthread_atfork failed");
+        }
+        let head = HEAD.load(Relaxed);
+        // SAFETY: `sem` is live (caller's contract); `head` is a registered,
+        // hence live, semaphore; links change only under the lock we hold.
+        unsafe {
+            let links = (*sem).registry_links();
+            links.prev.store(ptr::null_mut(), Relaxed);
+            links.next.store(head, Relaxed);
+            if !head.is_null() {
+                (*head).registry_links().prev.store(sem.cast_mut(), Relaxed);
+            }
+        }
+        HEAD.store(sem.cast_mut(), Relaxed);
+        unlock();
+    }
+
+    /// Takes `sem` out of the registry.
+    ///
+    /// # Safety
+    /// `sem` was registered and not unregistered since, and is live.
+    pub(crate) unsafe fn unregister(sem: *const Semaphore) {
+        lock();
+        // SAFETY: `sem` and its neighbours are registered, hence live; links
+        // change only under the lock we hold.
+        unsafe {
+            let links = (*sem).registry_links();
+            let (prev, next) = (links.prev.load(Relaxed), links.next.load(Relaxed));
+            match prev.is_null() {
+                true => HEAD.store(next, Relaxed),
+                false => (*prev).registry_links().next.store(next, Relaxed),
+            }
+            if !next.is_null() {
+                (*next).registry_links().prev.store(prev, Relaxed);
+            }
+        }
+        unlock();
+    }
+
+    /// Before `fork()`, in the forking thread: the registry is whole at the
+    /// fork.
+    #[cfg(not(miri))]
+    extern "C" fn prepare() {
+        lock();
+    }
+
+    /// After `fork()`, in the parent.
+    #[cfg(not(miri))]
+    extern "C" fn parent() {
+        unlock();
+    }
+
+    /// After `fork()`, in the child, before `fork()` returns there: resets
+    /// every semaphore. The child has one thread, which runs this.
+    #[cfg(not(miri))]
+    extern "C" fn child() {
+        let mut p = HEAD.load(Relaxed);
+        while !p.is_null() {
+            // SAFETY: registered semaphores are live (the prepare handler
+            // held the lock, so none was being created or freed), and no
+            // other thread exists to touch them.
+            unsafe {
+                (*p).forget_after_fork();
+                p = (*p).registry_links().next.load(Relaxed);
+            }
+        }
+        unlock();
     }
 }
 
-/// The `pthread_atfork` child handler: async-signal-safe (one atomic add),
-/// as a handler of a `fork()` called from a signal handler must be.
-#[cfg(all(unix, not(miri)))]
-extern "C" fn in_child() {
-    GENERATION.fetch_add(1, Relaxed);
-}
+#[cfg(unix)]
+pub(crate) use registry::{register, unregister};
+
+/// No fork, no registry.
+///
+/// # Safety
+/// None needed; `unsafe` to match the Unix signature.
+#[cfg(not(unix))]
+pub(crate) unsafe fn register(_sem: *const Semaphore) {}
+
+/// No fork, no registry.
+///
+/// # Safety
+/// None needed; `unsafe` to match the Unix signature.
+#[cfg(not(unix))]
+pub(crate) unsafe fn unregister(_sem: *const Semaphore) {}

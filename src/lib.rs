@@ -10,7 +10,7 @@
 //! | `deadline`  | timeouts and deadlines on the monotonic clock             |
 //! | `policy`    | which queued waiters a release serves (pure decisions)    |
 //! | `parking`   | where a blocked thread sleeps (futex; parking_lot_core)   |
-//! | `fork`      | fork generations: forgetting the parent's waiters         |
+//! | `fork`      | a forked child's semaphores: the parent's waiters dropped |
 //! | `oracle`    | the liveness property, checked by tests                   |
 //! | `errno`     | setting C's `errno`                                       |
 //! | `panic`     | the panic boundary                                        |

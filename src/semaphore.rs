@@ -15,8 +15,7 @@
 //! | 63     | `LOCKED`  | a thread holds the queue lock                                  |
 //!
 //! Beside the word (on their own cache line): the queue (`head`, `tail`: an
-//! intrusive list of records on the waiters' stacks) and the fork generation
-//! it belongs to; `promised`, the permits that woken threads were told they
+//! intrusive list of records on the waiters' stacks); `promised`, the permits that woken threads were told they
 //! may find (a hint for how many threads to wake, never a reservation);
 //! `hold_until` and `next_fair`, the times of the default mode's fairness;
 //! `timekeepers`, the queued threads that sleep with the current hold's
@@ -59,9 +58,8 @@
 //!   (`Entry::HoldTimer`). A waiter that times out leaves under the lock,
 //!   and only if no walk dequeued it first (then that walk's wake-up is
 //!   on the way and it takes it), so it never swallows a permit.
-//! - After `fork()`, a queue from an earlier fork generation (`fork.rs`) is
-//!   forgotten by the first thread of the child that takes the lock, and a
-//!   lock left held by a thread of the parent is taken over.
+//! - After `fork()`, the child handler of `fork.rs` resets every semaphore
+//!   made through the C API: no queue, no lock, no `PARKED`/`HANDOFF`.
 //! - A release never touches the semaphore after its permits can be taken by
 //!   a thread that may then free it: the fast path's (or the deposit's)
 //!   compare-and-swap is its last access, and the slow path makes all its
@@ -110,6 +108,7 @@ use loom::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use crate::deadline::{self, Wait};
+#[cfg(unix)]
 use crate::fork;
 use crate::oracle::{Snapshot, Waiting};
 use crate::parking::{Clock, Parker};
@@ -291,6 +290,11 @@ struct Params {
     fifo: bool,
     /// The default mode's fairness thresholds.
     fairness: Fairness,
+    /// Links in the registry of semaphores made through the C API, which
+    /// the `fork()` child handler resets (`fork.rs`). Changed only under
+    /// the registry's lock, when a neighbour is created or freed.
+    #[cfg(unix)]
+    links: fork::Links,
 }
 
 /// The slow paths' data (see `Semaphore::slow`). Read and written under the
@@ -303,8 +307,6 @@ struct SlowCounters {
     /// stacks).
     head: LockedPtr<WaitRecord>,
     tail: LockedPtr<WaitRecord>,
-    /// The fork generation the queue belongs to (`fork.rs`).
-    generation: LockedU32,
     /// Records in the queue: threads blocked in an acquire that no walk has
     /// dequeued yet. (Under loom a tracked atomic, so that a model polling
     /// `queued` lets the scheduler run the threads it waits for.)
@@ -365,7 +367,6 @@ impl Semaphore {
         if value > max || max > COUNT_MAX {
             return None;
         }
-        fork::watch();
         // Fix the clock's origin now: a release in a signal handler must not
         // be the first to initialize it.
         let _ = deadline::nanos(Instant::now());
@@ -375,11 +376,12 @@ impl Semaphore {
                 max,
                 fifo,
                 fairness,
+                #[cfg(unix)]
+                links: fork::Links::default(),
             },
             slow: SlowCounters {
                 head: LockedPtr::new(core::ptr::null_mut()),
                 tail: LockedPtr::new(core::ptr::null_mut()),
-                generation: LockedU32::new(fork::generation()),
                 waiters: AtomicU64::new(0),
                 promised: AtomicU64::new(0),
                 next_fair: LockedU64::new(0),
@@ -407,10 +409,6 @@ impl Semaphore {
 
     /// Threads blocked in an acquire right now (a snapshot).
     pub fn waiters(&self) -> u64 {
-        // In a forked child, the parent's waiters until they are forgotten.
-        if self.queue_is_stale() {
-            return 0;
-        }
         self.slow.waiters.load(Relaxed)
     }
 
@@ -424,10 +422,11 @@ impl Semaphore {
             // One test for the common case: open, nobody has priority, and
             // enough permits.
             if s & (CLOSED | HANDOFF) != 0 || s & COUNT_MASK < n {
-                if s & (CLOSED | HANDOFF) == 0 {
-                    return Err(AcquireError::TimedOut);
-                }
-                return self.refused(s, n);
+                return Err(if s & CLOSED != 0 {
+                    AcquireError::Closed
+                } else {
+                    AcquireError::TimedOut
+                });
             }
             // AcqRel, not just Acquire: a woken waiter subtracts its promise
             // before this; the release half makes that subtraction visible
@@ -439,21 +438,6 @@ impl Semaphore {
                 Err(now) => s = now,
             }
         }
-    }
-
-    /// `try_acquire` found a flag set in `s`: the semaphore is shut down, or
-    /// queued waiters come first (`HANDOFF`). In a forked child those may be
-    /// the parent's waiters, which have no priority there: forget them and
-    /// try again.
-    #[cold]
-    fn refused(&self, s: u64, n: u64) -> Result<(), AcquireError> {
-        if s & CLOSED != 0 {
-            return Err(AcquireError::Closed);
-        }
-        if self.forget_stale_queue() {
-            return self.try_acquire(n);
-        }
-        Err(AcquireError::TimedOut)
     }
 
     /// Takes `n` permits, waiting as `wait` allows.
@@ -727,14 +711,10 @@ impl Semaphore {
     /// and never sleep). Never called by a release, which must not wait (see
     /// `release_slow`).
     ///
-    /// After a fork, the lock may be held by a thread that does not exist in
-    /// the child: a lock whose queue belongs to an earlier fork generation
-    /// is taken over, and that queue forgotten (`claim`).
-    ///
-    /// Returns the count at the moment the lock was taken: the previous
-    /// holder's `unlock` walked the queue for it (or more), so it is what
-    /// this critical section has accounted for until it walks itself; pass
-    /// it (or a walk's result) to `unlock`.
+    /// Returns the budget (see `budget`) at the moment the lock was taken:
+    /// the previous holder's `unlock` walked the queue for it (or more), so
+    /// it is what this critical section has accounted for until it walks
+    /// itself; pass it (or a walk's result) to `unlock`.
     fn lock(&self) -> u64 {
         let mut spins = 0u32;
         loop {
@@ -756,50 +736,31 @@ impl Semaphore {
     }
 
     /// One attempt of `lock`, which never waits: `None` if another thread
-    /// holds the lock (or just took it).
+    /// holds the lock (or the word changed under the attempt).
     fn try_lock(&self) -> Option<u64> {
         let s = self.fresh_state();
-        if s & LOCKED == 0 {
-            // Acquire: the critical section sees what the previous holder
-            // did before its Release unlock.
-            let locked = self
+        // Acquire: the critical section sees what the previous holder did
+        // before its Release unlock.
+        let locked = s & LOCKED == 0
+            && self
                 .state
                 .compare_exchange(s, s | LOCKED, Acquire, Relaxed)
                 .is_ok();
-            return (locked && self.claim()).then_some(s & COUNT_MASK);
-        }
-        // The queue was forgotten: nobody to walk for.
-        self.take_over().then(|| self.value())
+        locked.then(|| self.budget(s))
     }
 
-    /// Whether the queue belongs to an earlier fork generation: its waiters
-    /// are ghosts (threads of the parent) until a thread of this process
-    /// takes the lock.
-    #[inline]
-    fn queue_is_stale(&self) -> bool {
-        self.slow.generation.load(Relaxed) != fork::generation()
-    }
-
-    /// In a forked child whose queue still holds the parent's waiters (the
-    /// flags they left keep acquirers out): forgets them if that can be done
-    /// without waiting, as a non-blocking call must. Returns whether the
-    /// caller should look at the state word again.
-    #[cold]
-    fn forget_stale_queue(&self) -> bool {
-        if !self.queue_is_stale() {
-            return false;
-        }
-        match self.try_lock() {
-            Some(seen) => {
-                // The queue is empty now: `unlock` has nobody to walk for
-                // unless a release deposited permits for a live waiter.
-                let mut wake = Wakeups::new();
-                self.unlock(seen, &mut wake);
-                true
-            }
-            // A live thread holds the lock, and forgets the queue itself.
-            None => true,
-        }
+    /// What a walk may hand out or promise in state `s`: the free permits
+    /// less those promised to woken threads that have not run yet. Permits
+    /// above the budget a critical section walked for are deposits it must
+    /// serve before it unlocks. (Counts alone would not do: a woken thread
+    /// taking its promised permit and a deposit leave the count as it was.)
+    fn budget(&self, s: u64) -> u64 {
+        // An RMW, not a load: it reads the latest value, so a promise a
+        // woken thread already gave back (before its `AcqRel` acquire CAS,
+        // which this thread's reads of the word follow) is never counted
+        // again. A stale, larger `promised` would make a walk wake too few
+        // threads and leave a fitting waiter asleep (loom found it).
+        (s & COUNT_MASK).saturating_sub(self.slow.promised.fetch_add(0, AcqRel))
     }
 
     /// The state word, for a spin loop. Under loom an RMW, which always reads
@@ -813,70 +774,46 @@ impl Semaphore {
         return self.state.load(Relaxed);
     }
 
-    /// Just after setting `LOCKED`: makes the queue this fork generation's.
-    /// Returns false if a thread taking over a lock it believed abandoned
-    /// (see `take_over`) claimed it first; the lock is then that thread's.
-    fn claim(&self) -> bool {
-        let now = fork::generation();
-        let generation = self.slow.generation.load(Relaxed);
-        if generation == now {
-            return true;
-        }
-        let claimed = self
-            .slow
-            .generation
-            .compare_exchange(generation, now, Acquire, Relaxed)
-            .is_ok();
-        if claimed {
-            self.forget_ghosts();
-        }
-        claimed
-    }
-
-    /// With `LOCKED` set by someone: if the queue belongs to an earlier fork
-    /// generation, the holder may be a thread that no longer exists; take
-    /// the lock over. Exactly one thread wins the generation's CAS; a live
-    /// thread that had just set `LOCKED` loses it in `claim` and backs off.
-    fn take_over(&self) -> bool {
-        let now = fork::generation();
-        let generation = self.slow.generation.load(Relaxed);
-        let won = generation != now
-            && self
-                .slow
-                .generation
-                .compare_exchange(generation, now, Acquire, Relaxed)
-                .is_ok();
-        if won {
-            self.forget_ghosts();
-        }
-        won
-    }
-
-    /// Under the queue lock, in a forked child: the queue's waiters were
-    /// threads of the parent; forget them (never woken, never handed
-    /// anything), with everything promised or held for them.
-    fn forget_ghosts(&self) {
+    /// In a forked child, from the `pthread_atfork` child handler (`fork.rs`),
+    /// while the child's only thread runs nothing else: the queue's waiters
+    /// were threads of the parent, and so was the holder of the queue lock,
+    /// if any. Forget them (never woken, never handed anything), with
+    /// everything promised or held for them; the count, `max`, the mode and
+    /// `CLOSED` stay. (A lock holder's unfinished work goes with the lock:
+    /// every change to the count is one CAS, made or not.)
+    #[cfg(unix)]
+    pub(crate) fn forget_after_fork(&self) {
         self.slow.head.store(core::ptr::null_mut(), Relaxed);
         self.slow.tail.store(core::ptr::null_mut(), Relaxed);
         self.slow.waiters.store(0, Relaxed);
         self.slow.promised.store(0, Relaxed);
         self.slow.timekeepers.store(0, Relaxed);
         self.slow.hold_until.store(0, Relaxed);
-        self.set_queue_flags(false, false);
+        self.slow.next_fair.store(0, Relaxed);
+        let s = self.state.load(Relaxed);
+        self.state.store(s & (COUNT_MASK | CLOSED), Relaxed);
     }
 
-    /// Releases the queue lock. `seen` is the count the queue was last
+    /// This semaphore's links in the registry of `fork.rs`.
+    #[cfg(unix)]
+    pub(crate) fn registry_links(&self) -> &fork::Links {
+        &self.params.links
+    }
+
+    /// Releases the queue lock. `seen` is the budget the queue was last
     /// walked for: `lock`'s result, or the last walk's. If releases
-    /// deposited permits since (the count is higher and threads are queued),
-    /// walk for them first, so that no deposit is left unserved.
+    /// deposited permits since (the budget is higher and threads are
+    /// queued), walk for them first, so that no deposit is left unserved.
     fn unlock(&self, mut seen: u64, wake: &mut Wakeups) {
         let mut s = self.state.load(Relaxed);
         loop {
-            if s & COUNT_MASK > seen && s & PARKED != 0 {
-                let deposited = (s & COUNT_MASK) - seen;
-                seen = self.walk(Entry::Release(deposited), wake);
-                s = self.state.load(Relaxed);
-                continue;
+            if s & PARKED != 0 {
+                let budget = self.budget(s);
+                if budget > seen {
+                    seen = self.walk(Entry::Release(budget - seen), wake);
+                    s = self.state.load(Relaxed);
+                    continue;
+                }
             }
             // Release: the next holder sees this critical section's writes.
             match self
@@ -952,14 +889,10 @@ impl Semaphore {
             // the permits; Acquire too when it takes the lock.
             match self.state.compare_exchange_weak(s, new, AcqRel, Relaxed) {
                 Ok(_) if take_lock => {
-                    if self.claim() {
-                        let mut wake = Wakeups::new();
-                        let seen = self.walk(Entry::Release(n), &mut wake);
-                        self.unlock(seen, &mut wake);
-                        wake.wake_all();
-                    }
-                    // (Otherwise a thread that took over the lock after a
-                    // fork holds it, and walks for these permits.)
+                    let mut wake = Wakeups::new();
+                    let seen = self.walk(Entry::Release(n), &mut wake);
+                    self.unlock(seen, &mut wake);
+                    wake.wake_all();
                     return Ok(());
                 }
                 Ok(_) => return Ok(()),
@@ -970,13 +903,14 @@ impl Semaphore {
 
     /// Under the queue lock: walks the queue once as the policy says (see
     /// `policy.rs`), dequeuing the waiters it serves onto `wake`. Returns
-    /// the count the walk accounted for (the count it started from, less
-    /// what it handed over), for `unlock`: permits deposited while it
-    /// walked are above that, and get a walk of their own.
+    /// the budget the walk accounted for (the budget it started from, less
+    /// what it handed over or promised), for `unlock`: permits deposited
+    /// while it walked are above that, and get a walk of their own.
     fn walk(&self, entry: Entry, wake: &mut Wakeups) -> u64 {
         let now = deadline::nanos(Instant::now());
-        let mut accounted = self.value();
-        let mut walk = Walk::new(self.start(entry, now, accounted));
+        let start = self.start(entry, now, self.value());
+        let mut accounted = start.count.saturating_sub(start.promised);
+        let mut walk = Walk::new(start);
         let mut p = self.slow.head.load(Relaxed);
         while !p.is_null() {
             // SAFETY: a queued record is live (its owner sleeps until it is
@@ -1005,6 +939,7 @@ impl Semaphore {
                     WOKEN_HANDED
                 }
                 Verdict::Wake => {
+                    accounted = accounted.saturating_sub(record.n);
                     self.slow.promised.fetch_add(record.n, Relaxed);
                     WOKEN_PROMISED
                 }
@@ -1036,12 +971,7 @@ impl Semaphore {
             entry,
             now,
             count,
-            // An RMW, not a load: it reads the latest value, so a promise a
-            // woken thread already gave back (before its `AcqRel` acquire
-            // CAS, which this walk's reads of the word follow) is never
-            // counted again. A stale, larger `promised` would make the walk
-            // wake too few threads and leave a fitting waiter asleep (loom
-            // found it).
+            // An RMW, for the reason given in `budget`.
             promised: self.slow.promised.fetch_add(0, AcqRel),
             handoff: self.state.load(Relaxed) & HANDOFF != 0,
             hold_until: self.slow.hold_until.load(Relaxed),
@@ -1089,10 +1019,6 @@ impl Semaphore {
         let mut s = self.state.load(Relaxed);
         loop {
             let count = s & COUNT_MASK;
-            if s & HANDOFF != 0 && count > 0 && self.forget_stale_queue() {
-                s = self.state.load(Relaxed);
-                continue;
-            }
             if count == 0 || s & HANDOFF != 0 {
                 return 0;
             }
@@ -1447,6 +1373,47 @@ mod tests {
         assert_eq!(s.liveness(), (1, Ok(())));
         assert_eq!(s.release(5), Ok(()));
         assert_eq!(w2.join().unwrap(), Ok(()));
+    }
+
+    #[test]
+    fn deposit_behind_a_spent_promise_is_served() {
+        // White box (the window is a few instructions wide): W2 is queued
+        // for 1 while a promise of 1 is outstanding (a woken W1 that has not
+        // run), so a release of 1 leaves W2 queued. Then, while thread X
+        // holds the lock, W1 takes its permit and a release (another thread,
+        // or a signal handler on X) deposits one: the count is back where X
+        // found it, but the deposit is new budget, and X's unlock must walk
+        // for it. (A comparison of counts missed it: W2 timed out with the
+        // permit free.)
+        let s = Arc::new(
+            Semaphore::with_fairness(
+                0,
+                COUNT_MAX,
+                false,
+                Duration::MAX,
+                Duration::ZERO,
+                Duration::MAX,
+            )
+            .unwrap(),
+        );
+        let w2 = {
+            let s = s.clone();
+            thread::spawn(move || s.acquire(1, in_ms(2000)))
+        };
+        eventually("W2 queued", || s.queued() == 1);
+        s.slow.promised.fetch_add(1, Relaxed); // W1, woken with a promise
+        assert_eq!(s.release(1), Ok(())); // budget 0: W2 stays queued
+        assert_eq!(s.queued(), 1);
+        let seen = s.lock(); // X
+        s.slow.promised.fetch_sub(1, Relaxed); // W1 runs...
+        assert_eq!(s.try_acquire(1), Ok(())); // ...and takes its permit
+        assert_eq!(s.release(1), Ok(())); // the deposit
+        let mut wake = Wakeups::new();
+        s.unlock(seen, &mut wake);
+        wake.wake_all();
+        assert_eq!(w2.join().unwrap(), Ok(()));
+        assert_eq!(s.value(), 0);
+        assert_eq!(s.liveness(), (0, Ok(())));
     }
 
     #[test]
