@@ -40,9 +40,10 @@
  * mutex they held stays locked. The child's threads then acquire, wait and
  * release as usual. This relies on pthread_atfork() handlers, so it holds
  * for fork() and not for vfork(), _Fork() or a raw clone(), whose children
- * must not use a semaphore that had waiters (exec or _exit instead); nor
- * for a fork() in a signal handler that interrupted an rsem call (as for
- * malloc). The parent is not affected.
+ * must not call rsem functions (exec or _exit instead); nor for a fork() in
+ * a signal handler that interrupted an rsem call, nor for sem_new*() or
+ * sem_free() called from another pthread_atfork() handler (as for malloc).
+ * The parent is not affected.
  */
 
 #ifndef RSEM_H

@@ -20,10 +20,13 @@
 //! a store whatever state it was in.
 //!
 //! Only `fork()` runs `pthread_atfork` handlers: a child made by `vfork`,
-//! `_Fork` or a raw `clone` system call must not use a semaphore it
-//! inherited with waiters queued (it should exec or `_exit`, as POSIX asks
-//! of such children anyway). A `fork()` from a signal handler that
-//! interrupted an rsem call is not supported either (as with `malloc`).
+//! `_Fork` or a raw `clone` system call must not call rsem at all (the
+//! registry lock may be held by a thread it does not have; it should exec or
+//! `_exit`, as POSIX asks of such children anyway). A `fork()` from a signal
+//! handler that interrupted an rsem call is not supported either, nor are
+//! `sem_new*`/`sem_free` inside another library's `pthread_atfork` handlers
+//! (as with `malloc`). Semaphores made through the Rust API (tests) are not
+//! registered.
 //!
 //! Windows has no fork: the registry is not kept. Miri does not model
 //! `pthread_atfork`; the registry is still kept, so Miri checks it.
@@ -52,8 +55,43 @@ mod registry {
     static LOCKED: AtomicBool = AtomicBool::new(false);
     /// The first registered semaphore (under the lock).
     static HEAD: AtomicPtr<Semaphore> = AtomicPtr::new(ptr::null_mut());
-    /// Whether the fork handlers are installed (under the lock).
+    /// Whether the fork handlers are installed.
+    #[cfg(not(miri))]
     static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+    /// Installs the fork handlers when the library is loaded (an ELF
+    /// `.init_array` or Mach-O `__mod_init_func` entry): before any thread
+    /// can call `sem_new`, so that no fork can overlap the installation (a
+    /// child forked while `pthread_atfork` ran in another thread might not
+    /// run the handlers, and would inherit the registry lock held).
+    #[cfg(not(miri))]
+    #[used]
+    #[cfg_attr(
+        any(target_os = "macos", target_os = "ios"),
+        unsafe(link_section = "__DATA,__mod_init_func")
+    )]
+    #[cfg_attr(
+        not(any(target_os = "macos", target_os = "ios")),
+        unsafe(link_section = ".init_array")
+    )]
+    static INSTALL_AT_LOAD: extern "C" fn() = install;
+
+    /// Installs the fork handlers, once. Runs at load time; `register`
+    /// calls it too, should a platform not run the entry above, and then it
+    /// runs before the registry lock is taken.
+    #[cfg(not(miri))]
+    extern "C" fn install() {
+        if INSTALLED.swap(true, Relaxed) {
+            return;
+        }
+        // SAFETY: `pthread_atfork` stores three `extern "C"` functions of
+        // this library, which must stay loaded while its semaphores exist
+        // anyway. It fails only without memory (ENOMEM); the semaphores still
+        // work in this process, and only a forked child would keep the
+        // parent's waiters.
+        let rc = unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+        debug_assert_eq!(rc, 0, "pthread_atfork failed");
+    }
 
     fn lock() {
         while LOCKED
@@ -68,24 +106,15 @@ mod registry {
         LOCKED.store(false, Release);
     }
 
-    /// Adds `sem` to the registry (and installs the fork handlers, the first
-    /// time).
+    /// Adds `sem` to the registry.
     ///
     /// # Safety
     /// `sem` points to a semaphore at its final address that stays there
     /// until `unregister(sem)`.
     pub(crate) unsafe fn register(sem: *const Semaphore) {
-        lock();
         #[cfg(not(miri))]
-        if !INSTALLED.swap(true, Relaxed) {
-            // SAFETY: `pthread_atfork` stores three `extern "C"` functions of
-            // this library, which must stay loaded while its semaphores
-            // exist anyway. It fails only without memory (ENOMEM); the
-            // semaphores still work in this process, and only a forked child
-            // would keep the parent's waiters.
-            let rc = unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
-            debug_assert_eq!(rc, 0, "pthread_atfork failed");
-        }
+        install();
+        lock();
         let head = HEAD.load(Relaxed);
         // SAFETY: `sem` is live (caller's contract); `head` is a registered,
         // hence live, semaphore; links change only under the lock we hold.

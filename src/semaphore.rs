@@ -46,8 +46,9 @@
 //!   promised to it (if it loses, it passes the wake-up on and queues
 //!   again), wake it as a *timekeeper* of a hold, skip it, or stop. If the
 //!   lock is held, the release only adds its permits (a *deposit*), and the
-//!   holder's `unlock` sees the count above what it walked for and walks
-//!   again before it lets go. So a release never waits for anyone: that is
+//!   holder's `unlock` sees the budget (free permits not promised to woken
+//!   threads) above what the queue was walked for and walks again before it
+//!   lets go. So a release never waits for anyone: that is
 //!   what makes it async-signal-safe, even in a handler that interrupted the
 //!   lock holder on its own thread.
 //! - Waiters are woken after the lock is released, by their parker: a store
@@ -280,7 +281,9 @@ pub struct Semaphore {
     slow: SlowCounters,
 }
 
-/// A semaphore's parameters, fixed at creation (see `Semaphore`).
+/// A semaphore's parameters, fixed at creation (see `Semaphore`), and its
+/// links in the registry of `fork.rs`, written only when a neighbour in it is
+/// created or freed.
 #[repr(align(64))]
 #[derive(Debug)]
 struct Params {
@@ -323,6 +326,10 @@ struct SlowCounters {
     hold_until: LockedU64,
     /// Queued threads sleeping with the hold's deadline.
     timekeepers: LockedU64,
+    /// Whether the policy wants `HANDOFF` set (FIFO with waiters queued, or
+    /// a hold in force). The bit itself may also have been set by a deposit
+    /// (see `release_slow`); this says which.
+    handoff_wanted: LockedBool,
     /// The loom models' clock (empty otherwise).
     clock: Clock,
 }
@@ -387,6 +394,7 @@ impl Semaphore {
                 next_fair: LockedU64::new(0),
                 hold_until: LockedU64::new(0),
                 timekeepers: LockedU64::new(0),
+                handoff_wanted: LockedBool::new(false),
                 clock: Clock::default(),
             },
         })
@@ -588,7 +596,10 @@ impl Semaphore {
                 Err(now) => s = now,
             }
         }
-        let hold_until = (!self.params.fifo && s & HANDOFF != 0)
+        if self.params.fifo {
+            self.slow.handoff_wanted.store(true, Relaxed);
+        }
+        let hold_until = (!self.params.fifo && self.slow.handoff_wanted.load(Relaxed))
             .then(|| self.slow.hold_until.load(Relaxed))
             .filter(|&at| at != u64::MAX);
         let park_deadline = match hold_until.and_then(deadline::instant) {
@@ -790,6 +801,7 @@ impl Semaphore {
         self.slow.timekeepers.store(0, Relaxed);
         self.slow.hold_until.store(0, Relaxed);
         self.slow.next_fair.store(0, Relaxed);
+        self.slow.handoff_wanted.store(false, Relaxed);
         let s = self.state.load(Relaxed);
         self.state.store(s & (COUNT_MASK | CLOSED), Relaxed);
     }
@@ -808,9 +820,16 @@ impl Semaphore {
         let mut s = self.state.load(Relaxed);
         loop {
             if s & PARKED != 0 {
+                // A deposit made while `HANDOFF` was clear set it (and so
+                // stopped running threads and woken ones from taking
+                // permits: the count cannot fall back to where it was and
+                // hide the deposit); one made while it was set raised the
+                // budget, which only this holder can lower.
+                let flagged = s & HANDOFF != 0 && !self.slow.handoff_wanted.load(Relaxed);
                 let budget = self.budget(s);
-                if budget > seen {
-                    seen = self.walk(Entry::Release(budget - seen), wake);
+                if flagged || budget > seen {
+                    let released = budget.saturating_sub(seen).max(1);
+                    seen = self.walk(Entry::Release(released), wake);
                     s = self.state.load(Relaxed);
                     continue;
                 }
@@ -883,6 +902,9 @@ impl Semaphore {
             }
             let (new, take_lock) = match (s & PARKED != 0, s & LOCKED != 0) {
                 (true, false) => ((s + n) | LOCKED, true),
+                // A deposit for the holder, flagged with `HANDOFF` (see
+                // `unlock`).
+                (true, true) => ((s + n) | HANDOFF, false),
                 _ => (s + n, false),
             };
             // Release: the releaser's writes are visible to whoever takes
@@ -973,7 +995,7 @@ impl Semaphore {
             count,
             // An RMW, for the reason given in `budget`.
             promised: self.slow.promised.fetch_add(0, AcqRel),
-            handoff: self.state.load(Relaxed) & HANDOFF != 0,
+            handoff: self.slow.handoff_wanted.load(Relaxed),
             hold_until: self.slow.hold_until.load(Relaxed),
             next_fair: self.slow.next_fair.load(Relaxed),
             timekeepers: self.slow.timekeepers.load(Relaxed),
@@ -999,6 +1021,7 @@ impl Semaphore {
 
     /// Under the queue lock: sets `PARKED` and `HANDOFF` to the given values.
     fn set_queue_flags(&self, parked: bool, handoff: bool) {
+        self.slow.handoff_wanted.store(handoff, Relaxed);
         let set = if parked { PARKED } else { 0 } | if handoff { HANDOFF } else { 0 };
         let mut s = self.state.load(Relaxed);
         loop {
@@ -1052,6 +1075,7 @@ impl Semaphore {
         // (`promised` stays: woken threads still give their promises back.)
         let mut s = self.state.load(Relaxed);
         loop {
+            self.slow.handoff_wanted.store(false, Relaxed);
             let new = (s | CLOSED) & !(PARKED | HANDOFF);
             match self.state.compare_exchange_weak(s, new, AcqRel, Relaxed) {
                 Ok(_) => break,
@@ -1408,6 +1432,45 @@ mod tests {
         s.slow.promised.fetch_sub(1, Relaxed); // W1 runs...
         assert_eq!(s.try_acquire(1), Ok(())); // ...and takes its permit
         assert_eq!(s.release(1), Ok(())); // the deposit
+        let mut wake = Wakeups::new();
+        s.unlock(seen, &mut wake);
+        wake.wake_all();
+        assert_eq!(w2.join().unwrap(), Ok(()));
+        assert_eq!(s.value(), 0);
+        assert_eq!(s.liveness(), (0, Ok(())));
+    }
+
+    #[test]
+    fn deposit_inside_a_promise_give_back_is_served() {
+        // White box, the other order of the window above (review finding):
+        // W1 gives its promise back *before* X takes the lock, so the budget
+        // X starts from already counts W1's permit; W1 then takes it and a
+        // release deposits one. Count and promised are then exactly as X
+        // found them, so no comparison of them can see the deposit: the
+        // deposit's `HANDOFF` flag does, and X's unlock serves W2.
+        let s = Arc::new(
+            Semaphore::with_fairness(
+                0,
+                COUNT_MAX,
+                false,
+                Duration::MAX,
+                Duration::ZERO,
+                Duration::MAX,
+            )
+            .unwrap(),
+        );
+        let w2 = {
+            let s = s.clone();
+            thread::spawn(move || s.acquire(1, in_ms(2000)))
+        };
+        eventually("W2 queued", || s.queued() == 1);
+        s.slow.promised.fetch_add(1, Relaxed); // W1, woken with a promise
+        assert_eq!(s.release(1), Ok(())); // budget 0: W2 stays queued
+        s.slow.promised.fetch_sub(1, Relaxed); // W1 gives its promise back
+        let seen = s.lock(); // X: budget 1
+        assert_eq!(s.try_acquire(1), Ok(())); // W1 takes its permit
+        assert_eq!(s.release(1), Ok(())); // the deposit
+        assert_eq!(s.try_acquire(1), Err(AcquireError::TimedOut)); // flagged
         let mut wake = Wakeups::new();
         s.unlock(seen, &mut wake);
         wake.wake_all();

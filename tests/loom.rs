@@ -19,10 +19,21 @@ use std::time::{Duration, Instant};
 /// Explores `f` with at most 2 preemptions per execution by default (CI);
 /// `LOOM_MAX_PREEMPTIONS=3` (scripts/verify --long) explores more.
 fn model(f: impl Fn() + Sync + Send + 'static) {
+    model_bounded(2, f);
+}
+
+/// As `model`, with at most `preemptions` by default (for models with more
+/// threads, whose space at 2 takes too long for CI; verify --long's
+/// `LOOM_MAX_PREEMPTIONS` still raises it).
+fn model_bounded(preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(2);
-    }
+    // LOOM_MAX_PREEMPTIONS (read by `Builder::new`) is the bound of `model`;
+    // these models stay that much below it.
+    builder.preemption_bound = Some(
+        builder
+            .preemption_bound
+            .map_or(preemptions, |b| b.saturating_sub(2 - preemptions)),
+    );
     builder.check(f);
 }
 
@@ -430,6 +441,35 @@ fn waiter_queued_before_a_hold_is_woken_to_keep_its_time() {
         tick.join().unwrap();
         s.release(3).unwrap();
         assert_eq!(w.join().unwrap(), Ok(()));
+        assert_eq!(s.value(), 0);
+        settled(&s);
+    });
+}
+
+#[test]
+fn deposit_while_a_woken_waiter_gives_its_promise_back_is_served() {
+    // W1 is woken with a promise of the one permit; W2 waits behind it. X
+    // takes and releases the queue lock (a snapshot, as a queueing or
+    // leaving thread would) while W1 gives its promise back and takes the
+    // permit, and a second release deposits its permit if X holds the lock.
+    // X's unlock must then serve W2 with it: the budget it compares with is
+    // the one the queue was walked for, not a snapshot taken inside W1's
+    // give-back (review finding; W2 slept with the permit free). Four
+    // threads: one preemption by default.
+    model_bounded(1, || {
+        let s = sem(0, 4, false);
+        let w1 = spawn_acquire(&s, 1, Wait::Forever);
+        let w2 = spawn_acquire(&s, 1, Wait::Forever);
+        wait_queued(&s, 2);
+        s.release(1).unwrap();
+        let s2 = s.clone();
+        let x = thread::spawn(move || {
+            let _ = s2.liveness();
+        });
+        s.release(1).unwrap();
+        assert_eq!(w1.join().unwrap(), Ok(()));
+        assert_eq!(w2.join().unwrap(), Ok(()));
+        x.join().unwrap();
         assert_eq!(s.value(), 0);
         settled(&s);
     });
