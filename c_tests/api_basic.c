@@ -143,6 +143,23 @@ static void multi_permit_and_deadlines(void) {
     CHECK_EQ(sem_acquire_many(s, 2, INFINITY), SEM_OK);
     CHECK_EQ(sem_value(s), 0);
 
+    /* Deadlines are on the host's clock: CLOCK_MONOTONIC on POSIX,
+     * QueryPerformanceCounter on Windows (read around sem_clock_ns). */
+    {
+        int64_t before = host_monotonic_ns();
+        int64_t ours = sem_clock_ns();
+        int64_t after = host_monotonic_ns();
+        CHECK(before <= ours + 1 && ours <= after + 1); /* (QPC rounding) */
+        /* A deadline computed from the host clock times out then, not at
+         * some other time: 20 ms from now on CLOCK_MONOTONIC. */
+        int64_t deadline = host_monotonic_ns() + 20000000;
+        CHECK_EQ(sem_acquire_until(s, 1, deadline), SEM_TIMEDOUT);
+        int64_t woke = host_monotonic_ns();
+        CHECK(woke >= deadline);
+        /* Not seconds late (ten times more slack under valgrind). */
+        CHECK(woke < deadline + (getenv("RSEM_TEST_SCALE") ? 20000000000LL : 2000000000LL));
+    }
+
     /* Deadlines: past ones are non-blocking attempts. */
     int64_t now = sem_clock_ns();
     CHECK(now >= 0);

@@ -45,6 +45,14 @@ static inline double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Nanoseconds on the host's monotonic clock (CLOCK_MONOTONIC; MinGW's
+ * winpthreads reads QueryPerformanceCounter for it). */
+static inline int64_t host_monotonic_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 /* Polls `cond` (yielding) until it holds; fails the test after 20 s. */
 #define EVENTUALLY(cond)                                                       \
     do {                                                                       \

@@ -60,19 +60,73 @@ fn duration_ceil(seconds: f64) -> Option<Duration> {
     }
 }
 
-/// The origin of `clock_ns`: the first time anyone asked for the clock.
+/// The origin of `nanos`: the first time the library needed it (a semaphore
+/// fixes it when it is created).
 fn epoch() -> Instant {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
     *EPOCH.get_or_init(Instant::now)
 }
 
-/// The monotonic clock that absolute deadlines use, in nanoseconds since an
-/// arbitrary origin fixed for the life of the process (never negative).
+/// The clock that absolute deadlines (`sem_acquire_until`) are on, in
+/// nanoseconds: the one hosts already have, so that a deadline computed from
+/// `uv_hrtime()`, asyncio's `loop.time()` or C++'s `steady_clock` means
+/// what it says.
+/// - Unix: `CLOCK_MONOTONIC` (on Linux the clock of `std::time::Instant`).
+/// - Windows: `QueryPerformanceCounter`, in nanoseconds (the clock of
+///   `std::time::Instant` and of MSVC's and MinGW's `steady_clock`).
+///
+/// Async-signal-safe (`clock_gettime` is).
 pub fn clock_ns() -> i64 {
+    platform_clock_ns()
+}
+
+#[cfg(unix)]
+// `time_t` and `c_long` are i32 on some 32-bit targets.
+#[allow(clippy::useless_conversion)]
+fn platform_clock_ns() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `clock_gettime` writes the timespec it is given, which lives
+    // across the call; CLOCK_MONOTONIC exists on every supported Unix, so
+    // it cannot fail (it would leave the zeros, an early time, never UB).
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    i64::from(ts.tv_sec)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(i64::from(ts.tv_nsec))
+}
+
+#[cfg(windows)]
+fn platform_clock_ns() -> i64 {
+    unsafe extern "system" {
+        fn QueryPerformanceCounter(count: *mut i64) -> i32;
+        fn QueryPerformanceFrequency(frequency: *mut i64) -> i32;
+    }
+    let (mut count, mut frequency) = (0i64, 0i64);
+    // SAFETY: both write one i64 through a pointer to a live local; they
+    // cannot fail on Windows XP and later.
+    unsafe {
+        QueryPerformanceCounter(&mut count);
+        QueryPerformanceFrequency(&mut frequency);
+    }
+    if frequency <= 0 {
+        return 0;
+    }
+    // count * 1e9 / frequency without overflow: whole seconds, then the rest.
+    let (secs, rest) = (count / frequency, count % frequency);
+    secs.saturating_mul(1_000_000_000)
+        .saturating_add(rest.saturating_mul(1_000_000_000) / frequency)
+}
+
+/// Elsewhere: nanoseconds since the library's own origin.
+#[cfg(not(any(unix, windows)))]
+fn platform_clock_ns() -> i64 {
     i64::try_from(nanos(Instant::now())).unwrap_or(i64::MAX)
 }
 
-/// `at` in nanoseconds on the same clock as `clock_ns` (0 before its origin).
+/// `at` in nanoseconds since the library's private origin (0 before it):
+/// the times of the fairness policy, which only compares them.
 pub(crate) fn nanos(at: Instant) -> u64 {
     u64::try_from(at.saturating_duration_since(epoch()).as_nanos()).unwrap_or(u64::MAX)
 }
@@ -86,22 +140,22 @@ pub(crate) fn instant(ns: u64) -> Option<Instant> {
 /// Converts an absolute deadline on `clock_ns`.
 ///
 /// A deadline at or before now is a non-blocking attempt; `i64::MAX`, or a
-/// deadline too far away to form an `Instant`, means no limit.
+/// deadline too far away to form an `Instant`, means no limit. The clock is
+/// read before `Instant::now()`, so the wait is measured from a moment no
+/// earlier than the one the deadline was compared with: it never ends early.
 pub fn from_deadline_ns(deadline_ns: i64) -> Wait {
     if deadline_ns == i64::MAX {
         return Wait::Forever;
     }
-    let Ok(ns) = u64::try_from(deadline_ns) else {
+    let now_ns = clock_ns();
+    if deadline_ns <= now_ns {
         return Wait::Never;
-    };
-    let at = match epoch().checked_add(Duration::from_nanos(ns)) {
-        Some(at) => at,
-        None => return Wait::Forever,
-    };
-    if at <= Instant::now() {
-        Wait::Never
-    } else {
-        Wait::Until(at)
+    }
+    // deadline_ns > now_ns, so the difference is positive (and fits in u64).
+    let left = Duration::from_nanos(deadline_ns.abs_diff(now_ns));
+    match Instant::now().checked_add(left) {
+        Some(at) => Wait::Until(at),
+        None => Wait::Forever,
     }
 }
 
@@ -164,12 +218,38 @@ mod tests {
         assert_eq!(from_deadline_ns(i64::MIN), Wait::Never);
         assert_eq!(from_deadline_ns(-1), Wait::Never);
         assert_eq!(from_deadline_ns(clock_ns()), Wait::Never);
+        let before = Instant::now();
         let later = clock_ns() + 1_000_000_000;
         match from_deadline_ns(later) {
-            Wait::Until(at) => assert_eq!(at, epoch() + Duration::from_nanos(later as u64)),
+            // At least the second asked for, and not much more: the two
+            // clocks are read a few instructions apart.
+            Wait::Until(at) => {
+                assert!(at >= before + Duration::from_secs(1));
+                assert!(at <= Instant::now() + Duration::from_secs(1));
+            }
             other => panic!("unexpected {other:?}"),
         }
         assert!(from_deadline_ns(i64::MAX - 1) != Wait::Never);
+    }
+
+    /// The clock is the host's: CLOCK_MONOTONIC, read around it.
+    #[cfg(unix)]
+    #[test]
+    #[allow(clippy::useless_conversion)] // i32 fields on some targets
+    fn clock_is_clock_monotonic() {
+        let read = || {
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: writes the live local timespec.
+            unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+            i64::from(ts.tv_sec) * 1_000_000_000 + i64::from(ts.tv_nsec)
+        };
+        let a = read();
+        let ours = clock_ns();
+        let b = read();
+        assert!(a <= ours && ours <= b, "{a} <= {ours} <= {b}");
     }
 
     #[test]

@@ -291,8 +291,9 @@ pub unsafe extern "C" fn sem_acquire_many(
 }
 
 /// Acquires `n` permits at once, or none, waiting until `deadline_ns` on the
-/// clock of `sem_clock_ns()` at the latest, so a retry loop can keep one
-/// deadline (like C++'s `try_acquire_until` or POSIX `sem_clockwait`). A
+/// clock of `sem_clock_ns()` at the latest (`CLOCK_MONOTONIC` nanoseconds on
+/// POSIX systems), so a retry loop can keep one deadline (like C++'s
+/// `try_acquire_until` or POSIX `sem_clockwait`). A
 /// deadline at or before now is a non-blocking attempt; `INT64_MAX` waits
 /// without limit.
 ///
@@ -503,11 +504,19 @@ pub unsafe extern "C" fn sem_shutdown(sem: *mut Semaphore) -> c_int {
 }
 
 /// The monotonic clock that `sem_acquire_until` deadlines are measured on,
-/// in nanoseconds from an arbitrary origin fixed for the life of the process
-/// (never negative, never going back). Add a timeout to it to form a
-/// deadline.
+/// in nanoseconds (never negative, never going back): the host's own, so a
+/// deadline may come from it directly.
+/// - POSIX systems: `CLOCK_MONOTONIC` (`clock_gettime`), the clock of
+///   libuv's `uv_hrtime()`, Python's `time.monotonic()` and asyncio's
+///   `loop.time()` (in seconds), and libstdc++'s and libc++'s
+///   `std::chrono::steady_clock`.
+/// - Windows: `QueryPerformanceCounter` in nanoseconds, the clock of
+///   `steady_clock`, `uv_hrtime()` and `time.monotonic()` there.
 ///
-/// Thread-safety: may be called from any thread at any time.
+/// Add a timeout to it to form a deadline.
+///
+/// Thread-safety: may be called from any thread at any time, and from a
+/// signal handler (async-signal-safe: one `clock_gettime`).
 ///
 /// # Safety
 /// None: any value of the arguments is handled.
