@@ -27,7 +27,7 @@ fn main() {
         .expect("cbindgen generates the header")
         .write(&mut raw);
     let header = String::from_utf8(raw).expect("cbindgen writes UTF-8");
-    fs::write(&generated, tidy_constants(&header)).expect("OUT_DIR is writable");
+    fs::write(&generated, tidy_header(&header)).expect("OUT_DIR is writable");
 
     if env::var_os("RSEM_WRITE_HEADER").is_some_and(|v| v == "1") {
         let committed = crate_dir.join("include").join("rsem.h");
@@ -45,14 +45,23 @@ fn main() {
     }
 }
 
-/// Makes cbindgen's integer macros safe to use in any C expression:
-/// negative values get parentheses (`#define SEM_EINVAL (-1)`, so that
-/// `x-SEM_EINVAL` still parses), and 64-bit constants get `INT64_C` so their
-/// type is `int64_t` on every platform.
-fn tidy_constants(header: &str) -> String {
+/// Makes cbindgen's output clean C89 and safe to use: negative integer
+/// macros get parentheses (`#define SEM_EINVAL (-1)`, so that
+/// `x-SEM_EINVAL` still parses), 64-bit constants get `INT64_C` so their
+/// type is `int64_t` on every platform, and `//` comments on preprocessor
+/// lines become `/* */`.
+fn tidy_header(header: &str) -> String {
     const INT64_CONSTANTS: &[&str] = &["SEM_COUNT_MAX"];
     let mut out = String::with_capacity(header.len() + 64);
     for line in header.lines() {
+        // cbindgen ends `#endif` lines with `// ...` comments, which C89
+        // does not have (`-std=c89 -pedantic` warns): make them `/* */`.
+        if let Some((directive, comment)) = line.split_once("//")
+            && directive.starts_with('#')
+        {
+            out.push_str(&format!("{directive}/* {} */\n", comment.trim()));
+            continue;
+        }
         let mut words = line.splitn(3, ' ');
         let (Some("#define"), Some(name), Some(value)) = (words.next(), words.next(), words.next())
         else {

@@ -109,7 +109,7 @@ typedef struct rsem_semaphore rsem_semaphore;
 
 #ifdef __cplusplus
 extern "C" {
-#endif // __cplusplus
+#endif /* __cplusplus */
 
 /**
  * Creates a semaphore holding `value` permits, like Python's
@@ -429,6 +429,6 @@ RSEM_API int64_t sem_clock_ns(void);
 
 #ifdef __cplusplus
 }  // extern "C"
-#endif  // __cplusplus
+#endif  /* __cplusplus */
 
 #endif  /* RSEM_H */

@@ -62,3 +62,38 @@ fn header_names_do_not_clash_with_posix() {
         assert!(!clash, "include/rsem.h declares or uses {posix}");
     }
 }
+
+/// The header compiles without a warning as strict C89, C99, C11 and C++11
+/// (`-pedantic -Wall -Wextra -Werror`), as users include it.
+#[test]
+fn header_is_warning_free_in_every_c_and_cxx_standard() {
+    let include = concat!(env!("CARGO_MANIFEST_DIR"), "/include");
+    let dir = std::env::temp_dir().join(format!("rsem-header-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let source = dir.join("use.c");
+    std::fs::write(
+        &source,
+        "#include \"rsem.h\"\nint main(void) { return 0; }\n",
+    )
+    .unwrap();
+    for (compiler, language, standard) in [
+        ("cc", "c", "c89"),
+        ("cc", "c", "c99"),
+        ("cc", "c", "c11"),
+        ("c++", "c++", "c++11"),
+    ] {
+        let output = std::process::Command::new(compiler)
+            .args(["-x", language, &format!("-std={standard}")])
+            .args(["-pedantic", "-Wall", "-Wextra", "-Werror", "-fsyntax-only"])
+            .arg(format!("-I{include}"))
+            .arg(&source)
+            .output()
+            .unwrap_or_else(|e| panic!("{compiler} cannot run: {e}"));
+        assert!(
+            output.status.success(),
+            "rsem.h under {standard}:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
