@@ -1,5 +1,5 @@
-//! Build script: generates the C header with cbindgen and sets the shared
-//! library's SONAME on Linux.
+//! Build script: generates the C header with cbindgen and, for builds that
+//! are to be installed, sets the shared library's SONAME on Linux.
 //!
 //! The header is written to `$OUT_DIR/rsem.h`; `tests/header.rs` fails if the
 //! committed `include/rsem.h` differs from it. To update the committed copy,
@@ -38,10 +38,22 @@ fn main() {
     let target = env::var("TARGET").expect("TARGET");
     println!("cargo:rustc-env=RSEM_TARGET={target}");
 
-    // The SONAME, for the *target* (build scripts run on the host).
+    // The SONAME, for the *target* (build scripts run on the host), only
+    // when the builder asks for it (`RSEM_SONAME=librsem.so.0`: CMake does,
+    // for what it installs). A plain `cargo build` leaves it out, so that a
+    // program linked with `-Ltarget/release -lrsem` records `librsem.so`,
+    // the file that is there, and starts (with `-Wl,-rpath` to it): with a
+    // SONAME it would look for `librsem.so.0`, which only an install makes.
+    println!("cargo:rerun-if-env-changed=RSEM_SONAME");
     let target_os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
-    if target_os == "linux" || target_os == "android" {
-        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,librsem.so.0");
+    if let Ok(soname) = env::var("RSEM_SONAME")
+        && (target_os == "linux" || target_os == "android")
+    {
+        assert!(
+            soname.starts_with("librsem.so.") && !soname.contains(char::is_whitespace),
+            "RSEM_SONAME must look like librsem.so.N, not {soname:?}"
+        );
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,{soname}");
     }
 }
 

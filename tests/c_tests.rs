@@ -53,8 +53,10 @@ fn library_dir() -> &'static Path {
     DIR.get_or_init(|| {
         let target_dir = root().join("target").join("c-abi");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        // With the SONAME, as CMake builds what it installs.
         let status = Command::new(cargo)
             .current_dir(root())
+            .env("RSEM_SONAME", "librsem.so.0")
             .args(["build", "--lib", "--target-dir"])
             .arg(&target_dir)
             .status()
@@ -379,6 +381,56 @@ fn shared_library_exports_exactly_the_header_api() {
     assert_eq!(
         exported, declared,
         "exported symbols differ from the header's functions"
+    );
+}
+
+/// The README's first command: `cc app.c -Iinclude -Ltarget/release -lrsem
+/// -Wl,-rpath,...` against a plain `cargo build` (no SONAME asked for) links
+/// and starts.
+#[test]
+fn plain_cargo_build_links_with_minus_l_and_starts() {
+    let target_dir = root().join("target").join("c-abi-plain");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(root())
+        .env_remove("RSEM_SONAME")
+        .args(["build", "--lib", "--target-dir"])
+        .arg(&target_dir)
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building librsem failed");
+    let lib = target_dir.join("debug");
+    let dir = root().join("target").join("c-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let source = dir.join("minus_l.c");
+    std::fs::write(
+        &source,
+        "#include <stdio.h>\n#include \"rsem.h\"\nint main(void) {\n\
+         rsem_semaphore *s = sem_new(1);\n\
+         int ok = s && sem_try_acquire(s) == SEM_OK;\n\
+         sem_free(s);\n\
+         puts(ok ? \"started\" : \"broken\");\n\
+         return !ok;\n}\n",
+    )
+    .unwrap();
+    let exe = dir.join("minus_l");
+    let status = Command::new("cc")
+        .arg(&source)
+        .arg(format!("-I{}", root().join("include").display()))
+        .arg(format!("-L{}", lib.display()))
+        .arg("-lrsem")
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .arg("-o")
+        .arg(&exe)
+        .status()
+        .expect("cc runs");
+    assert!(status.success(), "cc -lrsem failed");
+    let output = Command::new(&exe).output().expect("the program starts");
+    assert!(
+        output.status.success() && String::from_utf8_lossy(&output.stdout) == "started\n",
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
     );
 }
 
