@@ -64,7 +64,8 @@ fn header_names_do_not_clash_with_posix() {
 }
 
 /// The header compiles without a warning as strict C89, C99, C11 and C++11
-/// (`-pedantic -Wall -Wextra -Werror`), as users include it.
+/// (`-pedantic -Wall -Wextra -Werror`), as users include it; so does the C++
+/// wrapper as C++11, C++17 and C++20.
 #[test]
 fn header_is_warning_free_in_every_c_and_cxx_standard() {
     let include = concat!(env!("CARGO_MANIFEST_DIR"), "/include");
@@ -92,6 +93,28 @@ fn header_is_warning_free_in_every_c_and_cxx_standard() {
         assert!(
             output.status.success(),
             "rsem.h under {standard}:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    // The C++ wrapper, from the oldest standard the README promises.
+    let cxx = dir.join("use.cpp");
+    std::fs::write(
+        &cxx,
+        "#include \"rsem.hpp\"\nint main() { rsem::counting_semaphore<8> s(1); \
+         s.acquire(); s.release(); return 0; }\n",
+    )
+    .unwrap();
+    for standard in ["c++11", "c++17", "c++20"] {
+        let output = std::process::Command::new("c++")
+            .arg(format!("-std={standard}"))
+            .args(["-pedantic", "-Wall", "-Wextra", "-Werror", "-fsyntax-only"])
+            .arg(format!("-I{include}"))
+            .arg(&cxx)
+            .output()
+            .unwrap_or_else(|e| panic!("c++ cannot run: {e}"));
+        assert!(
+            output.status.success(),
+            "rsem.hpp under {standard}:\n{}",
             String::from_utf8_lossy(&output.stderr)
         );
     }
