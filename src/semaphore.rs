@@ -1399,16 +1399,12 @@ mod tests {
         assert_eq!(w2.join().unwrap(), Ok(()));
     }
 
-    #[test]
-    fn deposit_behind_a_spent_promise_is_served() {
-        // White box (the window is a few instructions wide): W2 is queued
-        // for 1 while a promise of 1 is outstanding (a woken W1 that has not
-        // run), so a release of 1 leaves W2 queued. Then, while thread X
-        // holds the lock, W1 takes its permit and a release (another thread,
-        // or a signal handler on X) deposits one: the count is back where X
-        // found it, but the deposit is new budget, and X's unlock must walk
-        // for it. (A comparison of counts missed it: W2 timed out with the
-        // permit free.)
+    /// The set-up of the two deposit windows below: fairness off, W2
+    /// queued for 1 while a promise of 1 is outstanding (a woken W1 that
+    /// has not run yet), and one permit free, which a release of 1 left to
+    /// W1 (budget 0: W2 stays queued). Returns W2's thread (a 2 s wait).
+    fn w2_queued_behind_a_promise() -> (Arc<Semaphore>, thread::JoinHandle<Result<(), AcquireError>>)
+    {
         let s = Arc::new(
             Semaphore::with_fairness(
                 0,
@@ -1425,9 +1421,23 @@ mod tests {
             thread::spawn(move || s.acquire(1, in_ms(2000)))
         };
         eventually("W2 queued", || s.queued() == 1);
-        s.slow.promised.fetch_add(1, Relaxed); // W1, woken with a promise
-        assert_eq!(s.release(1), Ok(())); // budget 0: W2 stays queued
+        s.slow.promised.fetch_add(1, Relaxed);
+        assert_eq!(s.release(1), Ok(()));
         assert_eq!(s.queued(), 1);
+        (s, w2)
+    }
+
+    #[test]
+    fn deposit_behind_a_spent_promise_is_served() {
+        // White box (the window is a few instructions wide): W2 is queued
+        // for 1 while a promise of 1 is outstanding (a woken W1 that has not
+        // run), so a release of 1 leaves W2 queued. Then, while thread X
+        // holds the lock, W1 takes its permit and a release (another thread,
+        // or a signal handler on X) deposits one: the count is back where X
+        // found it, but the deposit is new budget, and X's unlock must walk
+        // for it. (A comparison of counts missed it: W2 timed out with the
+        // permit free.)
+        let (s, w2) = w2_queued_behind_a_promise();
         let seen = s.lock(); // X
         s.slow.promised.fetch_sub(1, Relaxed); // W1 runs...
         assert_eq!(s.try_acquire(1), Ok(())); // ...and takes its permit
@@ -1448,24 +1458,7 @@ mod tests {
         // release deposits one. Count and promised are then exactly as X
         // found them, so no comparison of them can see the deposit: the
         // deposit's `HANDOFF` flag does, and X's unlock serves W2.
-        let s = Arc::new(
-            Semaphore::with_fairness(
-                0,
-                COUNT_MAX,
-                false,
-                Duration::MAX,
-                Duration::ZERO,
-                Duration::MAX,
-            )
-            .unwrap(),
-        );
-        let w2 = {
-            let s = s.clone();
-            thread::spawn(move || s.acquire(1, in_ms(2000)))
-        };
-        eventually("W2 queued", || s.queued() == 1);
-        s.slow.promised.fetch_add(1, Relaxed); // W1, woken with a promise
-        assert_eq!(s.release(1), Ok(())); // budget 0: W2 stays queued
+        let (s, w2) = w2_queued_behind_a_promise();
         s.slow.promised.fetch_sub(1, Relaxed); // W1 gives its promise back
         let seen = s.lock(); // X: budget 1
         assert_eq!(s.try_acquire(1), Ok(())); // W1 takes its permit

@@ -63,40 +63,38 @@ fn header_names_do_not_clash_with_posix() {
     }
 }
 
+/// Compiles `source` with `compiler` as `language` under `standard`, with
+/// every warning an error; fails the test with the compiler's output.
+fn compiles_cleanly(compiler: &str, language: &str, standard: &str, source: &std::path::Path) {
+    let include = concat!(env!("CARGO_MANIFEST_DIR"), "/include");
+    let output = std::process::Command::new(compiler)
+        .args(["-x", language, &format!("-std={standard}")])
+        .args(["-pedantic", "-Wall", "-Wextra", "-Werror", "-fsyntax-only"])
+        .arg(format!("-I{include}"))
+        .arg(source)
+        .output()
+        .unwrap_or_else(|e| panic!("{compiler} cannot run: {e}"));
+    assert!(
+        output.status.success(),
+        "{} under {standard}:\n{}",
+        source.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// The header compiles without a warning as strict C89, C99, C11 and C++11
 /// (`-pedantic -Wall -Wextra -Werror`), as users include it; so does the C++
-/// wrapper as C++11, C++17 and C++20.
+/// wrapper as C++11 (the oldest the README promises), C++17 and C++20.
 #[test]
 fn header_is_warning_free_in_every_c_and_cxx_standard() {
-    let include = concat!(env!("CARGO_MANIFEST_DIR"), "/include");
     let dir = std::env::temp_dir().join(format!("rsem-header-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let source = dir.join("use.c");
-    std::fs::write(
-        &source,
-        "#include \"rsem.h\"\nint main(void) { return 0; }\n",
-    )
-    .unwrap();
-    for (compiler, language, standard) in [
-        ("cc", "c", "c89"),
-        ("cc", "c", "c99"),
-        ("cc", "c", "c11"),
-        ("c++", "c++", "c++11"),
-    ] {
-        let output = std::process::Command::new(compiler)
-            .args(["-x", language, &format!("-std={standard}")])
-            .args(["-pedantic", "-Wall", "-Wextra", "-Werror", "-fsyntax-only"])
-            .arg(format!("-I{include}"))
-            .arg(&source)
-            .output()
-            .unwrap_or_else(|e| panic!("{compiler} cannot run: {e}"));
-        assert!(
-            output.status.success(),
-            "rsem.h under {standard}:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+    let c = dir.join("use.c");
+    std::fs::write(&c, "#include \"rsem.h\"\nint main(void) { return 0; }\n").unwrap();
+    for standard in ["c89", "c99", "c11"] {
+        compiles_cleanly("cc", "c", standard, &c);
     }
-    // The C++ wrapper, from the oldest standard the README promises.
+    compiles_cleanly("c++", "c++", "c++11", &c);
     let cxx = dir.join("use.cpp");
     std::fs::write(
         &cxx,
@@ -105,18 +103,7 @@ fn header_is_warning_free_in_every_c_and_cxx_standard() {
     )
     .unwrap();
     for standard in ["c++11", "c++17", "c++20"] {
-        let output = std::process::Command::new("c++")
-            .arg(format!("-std={standard}"))
-            .args(["-pedantic", "-Wall", "-Wextra", "-Werror", "-fsyntax-only"])
-            .arg(format!("-I{include}"))
-            .arg(&cxx)
-            .output()
-            .unwrap_or_else(|e| panic!("c++ cannot run: {e}"));
-        assert!(
-            output.status.success(),
-            "rsem.hpp under {standard}:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        compiles_cleanly("c++", "c++", standard, &cxx);
     }
     std::fs::remove_dir_all(&dir).ok();
 }
