@@ -57,7 +57,8 @@ static void await_done(atomic_int *done, int want, rsem_semaphore *s, int line) 
 }
 
 /* In the child: `s` has PARENT_WAITERS ghosts queued and no permit. */
-static void child(rsem_semaphore *s) {
+static void child(rsem_semaphore *s, int index) {
+    (void)index;
     start_watchdog(20);
     CHECK_EQ(sem_value(s), 0);
     CHECK_EQ(sem_waiters(s), 0); /* the ghosts are not the child's waiters */
@@ -135,6 +136,29 @@ static int wait_child(pid_t pid) {
     }
 }
 
+/* Forks a child that runs `body(s, index)` (it ends with _exit), waits for
+ * it a bounded time, and fails the test, saying which child of `count` and
+ * how, unless it exited with status 0. */
+static void run_child(void (*body)(rsem_semaphore *, int), rsem_semaphore *s, int index,
+                      int count, const char *what) {
+    fflush(stdout); /* nothing buffered for the child to print again */
+    fflush(stderr);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        body(s, index);
+        _exit(0);
+    }
+    int status = wait_child(pid);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "%s:%d: %s %d of %d failed: %s %d%s\n", __FILE__, __LINE__, what,
+                index + 1, count, WIFEXITED(status) ? "exit status" : "signal",
+                WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
+                WIFEXITED(status) && WEXITSTATUS(status) == 3 ? " (its watchdog: a hang)" : "");
+        exit(1);
+    }
+}
+
 static void fork_with_waiters(const char *label, uint32_t flags) {
     rsem_semaphore *s = sem_new_ex(0, 100, flags);
     CHECK(s != NULL);
@@ -152,21 +176,10 @@ static void fork_with_waiters(const char *label, uint32_t flags) {
     }
     EVENTUALLY(sem_waiters(s) == PARENT_WAITERS);
 
+    char what[64];
+    snprintf(what, sizeof what, "%s: child", label);
     for (int c = 0; c < CHILDREN; c++) {
-        fflush(stdout); /* nothing buffered for the child to print again */
-        fflush(stderr);
-        pid_t pid = fork();
-        CHECK(pid >= 0);
-        if (pid == 0) child(s); /* does not return */
-        int status = wait_child(pid);
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-            fprintf(stderr, "%s:%d: %s: child %d of %d failed: %s %d%s\n", __FILE__, __LINE__,
-                    label, c + 1, CHILDREN, WIFEXITED(status) ? "exit status" : "signal",
-                    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
-                    WIFEXITED(status) && WEXITSTATUS(status) == 3 ? " (its watchdog: a hang)"
-                                                                  : "");
-            exit(1);
-        }
+        run_child(child, s, c, CHILDREN, what);
         /* The child's doings are its own: the parent's waiters still wait. */
         CHECK_EQ(sem_value(s), 0);
         CHECK_EQ(sem_waiters(s), PARENT_WAITERS);
@@ -185,6 +198,23 @@ static void fork_with_waiters(const char *label, uint32_t flags) {
     sem_free(s);
 }
 
+/* In the child of fork_with_permit_held_back: the permit is free at once,
+ * for sem_try_acquire (child 0) or sem_drain (child 1). */
+static void held_back_child(rsem_semaphore *s, int index) {
+    start_watchdog(20);
+    CHECK_EQ(sem_waiters(s), 0);
+    CHECK_EQ(sem_value(s), 1);
+    if (index == 0) {
+        CHECK_EQ(sem_try_acquire(s), SEM_OK);
+        CHECK_EQ(sem_value(s), 0);
+    } else {
+        CHECK_EQ(sem_drain(s), 1);
+    }
+    CHECK_EQ(sem_release_n(s, 3), SEM_OK);
+    CHECK_EQ(sem_acquire_many(s, 3, 0.0), SEM_OK);
+    _exit(0);
+}
+
 /* FIFO mode: a 2-permit waiter at the head holds back the one free permit
  * from running threads. In the child that waiter is a ghost: the permit is
  * free for a non-blocking acquire (and for sem_drain) at once, before any
@@ -200,26 +230,7 @@ static void fork_with_permit_held_back(void) {
     CHECK_EQ(sem_try_acquire(s), SEM_TIMEDOUT); /* the head comes first */
     CHECK_EQ(sem_drain(s), 0);
     for (int c = 0; c < 2; c++) {
-        fflush(stdout);
-        fflush(stderr);
-        pid_t pid = fork();
-        CHECK(pid >= 0);
-        if (pid == 0) {
-            start_watchdog(20);
-            CHECK_EQ(sem_waiters(s), 0);
-            CHECK_EQ(sem_value(s), 1);
-            if (c == 0) {
-                CHECK_EQ(sem_try_acquire(s), SEM_OK);
-                CHECK_EQ(sem_value(s), 0);
-            } else {
-                CHECK_EQ(sem_drain(s), 1);
-            }
-            CHECK_EQ(sem_release_n(s, 3), SEM_OK);
-            CHECK_EQ(sem_acquire_many(s, 3, 0.0), SEM_OK);
-            _exit(0);
-        }
-        int status = wait_child(pid);
-        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        run_child(held_back_child, s, c, 2, "FIFO mode, held-back permit: child");
         CHECK_EQ(sem_try_acquire(s), SEM_TIMEDOUT); /* still held back here */
         CHECK_EQ(sem_waiters(s), 1);
     }
@@ -252,7 +263,8 @@ static void *stormer(void *arg) {
     return NULL;
 }
 
-static void storm_child(rsem_semaphore *s) {
+static void storm_child(rsem_semaphore *s, int index) {
+    (void)index;
     start_watchdog(20);
     /* The permit may be held by a thread the child does not have: then it
      * stays taken. Either way one more is released and taken back. */
@@ -282,24 +294,12 @@ static void fork_during_storm(const char *label, uint32_t flags) {
     atomic_store(&storm_stop, 0);
     pthread_t threads[STORMERS];
     for (int i = 0; i < STORMERS; i++) threads[i] = spawn(stormer, s);
+    char what[64];
+    snprintf(what, sizeof what, "%s: storm child", label);
     for (int c = 0; c < STORM_CHILDREN; c++) {
         long before = atomic_load(&storm_ops);
         while (atomic_load(&storm_ops) < before + 20) sched_yield(); /* the storm runs */
-        fflush(stdout);
-        fflush(stderr);
-        pid_t pid = fork();
-        CHECK(pid >= 0);
-        if (pid == 0) storm_child(s); /* does not return */
-        int status = wait_child(pid);
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-            fprintf(stderr, "%s:%d: %s: storm child %d of %d failed: %s %d%s\n", __FILE__,
-                    __LINE__, label, c + 1, STORM_CHILDREN,
-                    WIFEXITED(status) ? "exit status" : "signal",
-                    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
-                    WIFEXITED(status) && WEXITSTATUS(status) == 3 ? " (its watchdog: a hang)"
-                                                                  : "");
-            exit(1);
-        }
+        run_child(storm_child, s, c, STORM_CHILDREN, what);
     }
     atomic_store(&storm_stop, 1);
     for (int i = 0; i < STORMERS; i++) join(threads[i]);
