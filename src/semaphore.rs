@@ -853,6 +853,12 @@ impl Semaphore {
     #[cold]
     fn walk_now(&self, entry: Entry) {
         self.lock();
+        self.walk_and_unlock(entry);
+    }
+
+    /// Under the queue lock: walks the queue, releases the lock, and wakes
+    /// the waiters the walk (or `unlock`'s own walks) chose.
+    fn walk_and_unlock(&self, entry: Entry) {
         let mut wake = Wakeups::new();
         let seen = self.walk(entry, &mut wake);
         self.unlock(seen, &mut wake);
@@ -911,10 +917,7 @@ impl Semaphore {
             // the permits; Acquire too when it takes the lock.
             match self.state.compare_exchange_weak(s, new, AcqRel, Relaxed) {
                 Ok(_) if take_lock => {
-                    let mut wake = Wakeups::new();
-                    let seen = self.walk(Entry::Release(n), &mut wake);
-                    self.unlock(seen, &mut wake);
-                    wake.wake_all();
+                    self.walk_and_unlock(Entry::Release(n));
                     return Ok(());
                 }
                 Ok(_) => return Ok(()),
