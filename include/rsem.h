@@ -89,6 +89,36 @@
 #define SEM_ECLOSED (-3)
 
 /**
+ * `sem_acquire_async` / `sem_acquire_notify`: the acquire is queued; its
+ * completion (exactly one) comes later.
+ */
+#define SEM_PENDING 2
+
+/**
+ * The outcome of an async acquire withdrawn by `sem_cancel`. Nothing was
+ * taken.
+ */
+#define SEM_CANCELLED 3
+
+/**
+ * `sem_notifier_free`: acquires submitted with the notifier have not been
+ * drained yet. Nothing was freed.
+ */
+#define SEM_EBUSY (-4)
+
+/**
+ * `sem_cancel`: the ticket is not pending on this semaphore (its
+ * completion was delivered or is being delivered). Nothing was changed.
+ */
+#define SEM_ENOTPENDING (-5)
+
+/**
+ * A resource the call needs could not be had (the timer thread could not
+ * be started). Nothing was taken or queued.
+ */
+#define SEM_ENOMEM (-6)
+
+/**
  * Flag for `sem_new_ex`: serve blocked acquirers strictly in arrival order.
  */
 #define SEM_FIFO 1
@@ -100,12 +130,56 @@
 #define SEM_COUNT_MAX INT64_C(1152921504606846975)
 
 /**
+ * A notifier (`rsem_notifier` in C).
+ */
+typedef struct rsem_notifier rsem_notifier;
+
+/**
  * A counting semaphore.
  *
  * The count is always the initial value plus the permits released minus the
  * permits acquired; it never exceeds `max`.
  */
 typedef struct rsem_semaphore rsem_semaphore;
+
+/**
+ * Memory for one async acquire, owned by the caller: it must stay valid and
+ * untouched from the call that returned `SEM_PENDING` until its completion
+ * was delivered (the callback was called, or `sem_notifier_drain` returned
+ * it). Its contents are private to rsem. (Any alignment of `uint64_t`
+ * will do: rsem places its record at the first 8-byte boundary inside.)
+ */
+typedef struct {
+  uint64_t rsem_private[16];
+} rsem_ticket;
+
+/**
+ * An async acquire's callback: `ctx` as given, the ticket, and the outcome
+ * (`SEM_OK`: the permits are the caller's; `SEM_TIMEDOUT`; `SEM_ECLOSED`;
+ * `SEM_CANCELLED`).
+ * (An `Option`: C may pass NULL, which is refused.)
+ */
+typedef void (*rsem_callback)(void *ctx, rsem_ticket *ticket, int status);
+
+/**
+ * One delivered completion, as `sem_notifier_drain` returns it
+ * (`rsem_completion` in C).
+ */
+typedef struct {
+  /**
+   * The ticket given to `sem_acquire_notify`; the caller's again.
+   */
+  rsem_ticket *ticket;
+  /**
+   * The `ctx` given with it.
+   */
+  void *ctx;
+  /**
+   * The outcome: `SEM_OK` (the permits are the caller's),
+   * `SEM_TIMEDOUT`, `SEM_ECLOSED` or `SEM_CANCELLED`.
+   */
+  int status;
+} rsem_completion;
 
 #ifdef __cplusplus
 extern "C" {
@@ -170,6 +244,9 @@ RSEM_API rsem_semaphore *sem_new_ex(int64_t value, int64_t max, uint32_t flags);
  * are blocked on it is undefined behaviour; a thread whose acquire has
  * returned may free it at once, even while the release that woke it is still
  * returning (call `sem_shutdown` first to get blocked threads out).
+ * Pending async acquires (`sem_acquire_async`, `sem_acquire_notify`) are
+ * legal here: each is completed with `SEM_ECLOSED` before the memory goes
+ * (callbacks run on this thread, inside this call).
  *
  * # Safety
  * `sem` must be NULL or a handle returned by `sem_new*` that has not been
@@ -426,6 +503,188 @@ RSEM_API int sem_shutdown(rsem_semaphore *sem);
  * None: any value of the arguments is handled.
  */
 RSEM_API int64_t sem_clock_ns(void);
+
+/**
+ * Acquires `n` permits without blocking the calling thread: if they are
+ * free (and no queued waiter comes first), takes them and returns `SEM_OK`
+ * at once, with no callback. Otherwise queues the request in `ticket` and
+ * returns `SEM_PENDING`; later `callback(ctx, ticket, status)` is called
+ * exactly once, with `status`:
+ * - `SEM_OK`: the `n` permits were handed to this request: they are the
+ *   caller's (release them when done);
+ * - `SEM_TIMEDOUT`: `deadline_ns` passed first (on the clock of
+ *   `sem_clock_ns()`; `INT64_MAX`: no deadline);
+ * - `SEM_ECLOSED`: the semaphore was shut down, or freed, first;
+ * - `SEM_CANCELLED`: `sem_cancel` withdrew it first.
+ *
+ * Async and blocked waiters share one queue in arrival order: in FIFO mode
+ * each is served in turn, with the same head-of-line rule for multi-permit
+ * requests; in the default mode an async waiter that fits is handed its
+ * permits directly by the release that frees them (it cannot race running
+ * threads for them). A deadline at or before now makes this a non-blocking
+ * attempt (`SEM_TIMEDOUT` at once, no callback).
+ *
+ * Returns `SEM_OK` (acquired now), `SEM_PENDING` (queued; the callback
+ * will come), `SEM_TIMEDOUT` (deadline already passed), `SEM_ECLOSED`
+ * (shut down), `SEM_EINVAL` (NULL `sem`, `callback` or `ticket`; `n` below
+ * 1 or above `sem_max(sem)`), or `SEM_ENOMEM` (a deadline was given and the
+ * timer thread that keeps deadlines could not be started). Only
+ * `SEM_PENDING` is followed by a callback.
+ *
+ * The callback runs on the thread that completed the request, after rsem
+ * released its locks: a thread calling `sem_release*`, `sem_shutdown`,
+ * `sem_cancel` or `sem_free`, or rsem's timer thread (deadlines). It may
+ * call any rsem function, and free the ticket, but must not block for
+ * long: it holds up that thread. From a release made in a signal handler,
+ * it runs in that handler. Event loops that must not be called from other
+ * threads use `sem_acquire_notify` instead.
+ *
+ * Ownership: `ticket` is caller memory; it must stay valid and untouched
+ * from this call until its callback starts (not needed after any other
+ * return). rsem never touches the ticket or `ctx` once the callback
+ * started. A ticket may be reused after that.
+ *
+ * Thread-safety: may be called from any thread, not from a signal handler
+ * (it may wait for the queue lock). It never blocks otherwise. The
+ * callback may even run, on another thread, before this call returns
+ * `SEM_PENDING`.
+ *
+ * # Safety
+ * `sem` must be NULL or a live handle; `ticket` NULL or valid for writes of
+ * a `rsem_ticket` and not pending already; `callback` NULL or a function
+ * of this type.
+ */
+RSEM_API
+int sem_acquire_async(rsem_semaphore *sem,
+                      int64_t n,
+                      int64_t deadline_ns,
+                      rsem_callback callback,
+                      void *ctx,
+                      rsem_ticket *ticket);
+
+/**
+ * As `sem_acquire_async`, but the completion is queued on `notifier`
+ * instead of calling a callback: for an event loop that must not be called
+ * from other threads. The loop polls `sem_notifier_fd(notifier)` and calls
+ * `sem_notifier_drain`, which returns `{ticket, ctx, status}` with the
+ * statuses of `sem_acquire_async`'s callback.
+ *
+ * Returns the codes of `sem_acquire_async` (`SEM_EINVAL` for a NULL
+ * `notifier` in place of a NULL callback). Only `SEM_PENDING` is followed
+ * by a completion.
+ *
+ * Ownership: as `sem_acquire_async`, until `sem_notifier_drain` returned
+ * the completion. Completing is async-signal-safe here (a compare-and-swap
+ * and a `write`), so a release in a signal handler may complete it.
+ *
+ * Thread-safety: as `sem_acquire_async`.
+ *
+ * # Safety
+ * As `sem_acquire_async`; `notifier` NULL or a live notifier.
+ */
+RSEM_API
+int sem_acquire_notify(rsem_semaphore *sem,
+                       int64_t n,
+                       int64_t deadline_ns,
+                       rsem_notifier *notifier,
+                       void *ctx,
+                       rsem_ticket *ticket);
+
+/**
+ * Withdraws a pending async acquire. If it is still queued on `sem`, it is
+ * dequeued, its completion is delivered with `SEM_CANCELLED` (the callback
+ * has run, or the completion is queued on the notifier) before this
+ * returns `SEM_OK`, and nothing was taken.
+ *
+ * Returns `SEM_OK` (withdrawn); `SEM_ENOTPENDING` if it is not queued on
+ * `sem`: it was granted, timed out or shut down first, and its completion
+ * was delivered or is being delivered by another thread (for a grant, the
+ * permits are the caller's: release them), or it was never submitted
+ * there; `SEM_EINVAL` if `sem` or `ticket` is NULL.
+ *
+ * `ticket` is only compared with the queue's entries, never read, so it is
+ * safe to call after the completion (the ticket memory may even be freed).
+ * Takes time proportional to the number of queued waiters.
+ *
+ * Thread-safety: may be called from any thread, not from a signal handler
+ * (it takes the queue lock). It may be called from the ticket's own
+ * callback (it then finds nothing).
+ *
+ * # Safety
+ * `sem` must be NULL or a live handle.
+ */
+RSEM_API int sem_cancel(rsem_semaphore *sem, const rsem_ticket *ticket);
+
+/**
+ * Creates a notifier: a queue of completed async acquires
+ * (`sem_acquire_notify`) with a file descriptor that is readable while
+ * completions wait to be drained (an `eventfd` on Linux, the read end of a
+ * pipe on other Unix systems; see `sem_notifier_fd`).
+ *
+ * Returns a new notifier, owned by the caller and freed with
+ * `sem_notifier_free`; or NULL with errno set (`EMFILE`, `ENOMEM`, ...) if
+ * the descriptor or memory could not be had.
+ *
+ * Thread-safety: may be called from any thread. A notifier belongs to the
+ * process that made it: do not use it in a `fork()`ed child.
+ *
+ * # Safety
+ * None: there are no arguments.
+ */
+RSEM_API rsem_notifier *sem_notifier_new(void);
+
+/**
+ * The descriptor to poll for reading (`epoll`, `poll`, libuv's `uv_poll`,
+ * asyncio's `add_reader`): readable while completions wait; drain with
+ * `sem_notifier_drain`. Owned by the notifier: do not close or read it.
+ *
+ * Returns the descriptor; -1 if `notifier` is NULL, and on Windows, where a
+ * notifier has none (drain it on the loop's own schedule, or use
+ * callbacks).
+ *
+ * Thread-safety: may be called from any thread.
+ *
+ * # Safety
+ * `notifier` must be NULL or a live notifier.
+ */
+RSEM_API int sem_notifier_fd(const rsem_notifier *notifier);
+
+/**
+ * Moves up to `capacity` completed async acquires, oldest first, into
+ * `out`, and returns how many (0 if none). Each is `{ticket, ctx, status}`
+ * with the statuses of `sem_acquire_async`'s callback; from then on the
+ * ticket and ctx are the caller's, and rsem never touches them again. If
+ * more are waiting, the descriptor stays readable.
+ *
+ * Returns the number moved, or `SEM_EINVAL` (-1) if `notifier` is NULL,
+ * `out` is NULL with `capacity` above 0, or `capacity` is negative.
+ *
+ * Thread-safety: may be called from any thread; concurrent drains of one
+ * notifier are serialized. Not from a signal handler.
+ *
+ * # Safety
+ * `notifier` must be NULL or a live notifier; `out` valid for writes of
+ * `capacity` entries.
+ */
+RSEM_API
+int64_t sem_notifier_drain(rsem_notifier *notifier,
+                           rsem_completion *out,
+                           int64_t capacity);
+
+/**
+ * Frees a notifier and closes its descriptor.
+ *
+ * Returns `SEM_OK`; `SEM_EBUSY` if acquires submitted with it have not had
+ * their completions drained yet (nothing is freed: cancel them or wait,
+ * drain, then free); `SEM_EINVAL` if `notifier` is NULL.
+ *
+ * Thread-safety: must not race other calls on the same notifier.
+ *
+ * # Safety
+ * `notifier` must be NULL or a notifier from `sem_notifier_new` that has
+ * not been freed.
+ */
+RSEM_API int sem_notifier_free(rsem_notifier *notifier);
 
 #ifdef __cplusplus
 }  // extern "C"

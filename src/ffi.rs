@@ -73,7 +73,7 @@ fn create(value: i64, max: i64, flags: u32) -> *mut Semaphore {
 /// # Safety
 /// `sem` must be NULL or a handle from `sem_new*` that has not been freed.
 #[inline(always)]
-unsafe fn with<R>(
+pub(crate) unsafe fn with<R>(
     function: &'static str,
     sem: *const Semaphore,
     on_null: R,
@@ -150,6 +150,9 @@ pub unsafe extern "C" fn sem_new_ex(value: i64, max: i64, flags: u32) -> *mut Se
 /// are blocked on it is undefined behaviour; a thread whose acquire has
 /// returned may free it at once, even while the release that woke it is still
 /// returning (call `sem_shutdown` first to get blocked threads out).
+/// Pending async acquires (`sem_acquire_async`, `sem_acquire_notify`) are
+/// legal here: each is completed with `SEM_ECLOSED` before the memory goes
+/// (callbacks run on this thread, inside this call).
 ///
 /// # Safety
 /// `sem` must be NULL or a handle returned by `sem_new*` that has not been
@@ -164,6 +167,14 @@ pub unsafe extern "C" fn sem_free(sem: *mut Semaphore) {
     // and `Layout::new::<Semaphore>()` (the layout `Box` uses), and nobody
     // else uses it any more.
     guard("sem_free", || unsafe {
+        // The timer thread first: once unregistered it is not inside `sem`.
+        #[cfg(not(loom))]
+        crate::timer::unregister(&*sem);
+        // Pending async acquires complete with `SEM_ECLOSED` now (blocked
+        // threads cannot be queued: that would be the caller's bug).
+        if (*sem).waiters() > 0 {
+            (*sem).shutdown();
+        }
         fork::unregister(sem);
         drop(Box::from_raw(sem));
     });
@@ -339,7 +350,7 @@ fn acquire_one(s: &Semaphore, wait: Wait) -> c_int {
 }
 
 /// `n` as a permit request for `s`: `None` unless `1 <= n <= max`.
-fn permits_to_acquire(s: &Semaphore, n: i64) -> Option<u64> {
+pub(crate) fn permits_to_acquire(s: &Semaphore, n: i64) -> Option<u64> {
     u64::try_from(n).ok().filter(|&n| n >= 1 && n <= s.max())
 }
 

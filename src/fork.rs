@@ -156,6 +156,10 @@ mod registry {
     /// fork.
     #[cfg(not(miri))]
     extern "C" fn prepare() {
+        // The timer's registry first: no path holds both locks, so any
+        // order is deadlock-free; this one matches the child's release.
+        #[cfg(not(loom))]
+        crate::timer::before_fork();
         lock();
     }
 
@@ -163,6 +167,8 @@ mod registry {
     #[cfg(not(miri))]
     extern "C" fn parent() {
         unlock();
+        #[cfg(not(loom))]
+        crate::timer::after_fork_in_parent();
     }
 
     /// After `fork()`, in the child, before `fork()` returns there: resets
@@ -180,6 +186,8 @@ mod registry {
             }
         }
         unlock();
+        #[cfg(not(loom))]
+        crate::timer::after_fork_in_child();
     }
 }
 

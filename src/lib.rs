@@ -7,6 +7,10 @@
 //! | `semaphore` | the one state machine: atomic word, fast and slow paths   |
 //! | `ffi`       | the `extern "C"` functions (`sem_*`) and their checks     |
 //! | `status`    | the `SEM_*` codes and flags, with fixed values            |
+//! | `ffi_async` | the `extern "C"` functions of async acquires and notifiers|
+//! | `completion`| an async waiter's ticket and the delivery of its outcome  |
+//! | `notifier`  | completions queued for an event loop behind an eventfd    |
+//! | `timer`     | the thread that keeps async waiters' deadlines            |
 //! | `deadline`  | timeouts and deadlines on the monotonic clock             |
 //! | `policy`    | which queued waiters a release serves (pure decisions)    |
 //! | `parking`   | where a blocked thread sleeps (futex; parking_lot_core)   |
@@ -15,17 +19,22 @@
 //! | `errno`     | setting C's `errno`                                       |
 //! | `panic`     | the panic boundary                                        |
 
+mod completion;
 mod deadline;
 mod errno;
 pub mod ffi;
+pub mod ffi_async;
 mod fork;
+mod notifier;
 mod oracle;
 mod panic;
 mod parking;
 mod policy;
 mod semaphore;
 pub mod status;
+#[cfg(not(loom))]
+mod timer;
 
 pub use deadline::{Wait, clock_ns, from_deadline_ns, from_timeout_seconds};
-pub use semaphore::{COUNT_MAX, Semaphore};
+pub use semaphore::{COUNT_MAX, RECORD_SIZE, Semaphore, Submitted};
 pub use status::{AcquireError, ReleaseError};

@@ -98,6 +98,10 @@ pub(crate) struct Waiter {
     pub lapses: u32,
     /// It sleeps with the hold's deadline (a timekeeper).
     pub keeps_time: bool,
+    /// It cannot compete for permits (an async waiter: no thread runs for
+    /// it): it is only ever *handed* its permits, never woken with a
+    /// promise, and never made a timekeeper.
+    pub handoff_only: bool,
 }
 
 /// What to do with the waiter just visited.
@@ -255,6 +259,8 @@ impl Walk {
         }
         match self.phase {
             Phase::Done => Decision::plain(Verdict::Stop),
+            // An async waiter has no thread to keep time with: look on.
+            Phase::FindKeeper if w.handoff_only => Decision::plain(Verdict::Skip),
             Phase::FindKeeper => Decision::plain(Verdict::Watch),
             Phase::BeforeHeld if !w.held => Decision::plain(if w.n <= count {
                 Verdict::Hand
@@ -290,8 +296,7 @@ impl Walk {
                 }
             }
             Phase::Open => {
-                let starving = self.fair_due && w.passed_over && now >= w.fair_at;
-                if starving {
+                if self.starving(w) {
                     if w.n <= count {
                         return Decision::plain(Verdict::Hand);
                     }
@@ -305,7 +310,12 @@ impl Walk {
                     };
                 }
                 if w.n <= self.budget {
-                    return Decision::plain(Verdict::Wake);
+                    // An async waiter cannot compete: hand it the permits.
+                    return Decision::plain(if w.handoff_only {
+                        Verdict::Hand
+                    } else {
+                        Verdict::Wake
+                    });
                 }
                 Decision {
                     verdict: self.open_verdict_for_misfit(),
@@ -316,6 +326,12 @@ impl Walk {
                 }
             }
         }
+    }
+
+    /// Whether `w` is starving: overtaken, past its `fair_at`, and a
+    /// fairness handoff is due.
+    fn starving(&self, w: &Waiter) -> bool {
+        self.fair_due && w.passed_over && self.start.now >= w.fair_at
     }
 
     /// A waiter that does not fit in the open phase: the walk goes on only
@@ -356,7 +372,9 @@ impl Walk {
                 }
                 let fairness = match self.phase {
                     Phase::BeforeHeld => w.held,
-                    Phase::Open => true,
+                    // Handing to an async waiter that fits is how it is
+                    // served, not a fairness handoff, unless it is starving.
+                    Phase::Open => !w.handoff_only || self.starving(w),
                     _ => false,
                 };
                 if fairness {
@@ -462,6 +480,7 @@ mod tests {
             held: false,
             lapses: 0,
             keeps_time: false,
+            handoff_only: false,
         }
     }
 
@@ -732,5 +751,59 @@ mod tests {
                 assert_eq!((a.0, a.2), (b.0, b.2), "{entry:?}");
             }
         }
+    }
+
+    /// An async waiter (handoff only) for `n`.
+    fn a(n: u64, starving: bool) -> Waiter {
+        Waiter {
+            handoff_only: true,
+            ..w(n, starving)
+        }
+    }
+
+    #[test]
+    fn async_waiters_are_handed_what_threads_would_be_promised() {
+        let rel = Entry::Release(1);
+        // Threads and async waiters in one queue, default mode: each fitting
+        // thread is woken with a promise, each fitting async waiter handed
+        // its permits, both out of the same budget and in arrival order.
+        let (v, _, f, _) = run(
+            start(false, rel, 3),
+            &[w(1, false), a(1, false), a(2, false), w(1, false)],
+        );
+        assert_eq!(v, vec![Wake, Hand, Skip, Wake]);
+        assert!(!f.handoff);
+        // Promises to woken threads are not the async waiter's to take.
+        let (v, _, _, _) = run(
+            Start {
+                promised: 1,
+                ..start(false, rel, 1)
+            },
+            &[a(1, false)],
+        );
+        assert_eq!(v, vec![Stop]);
+        // A plain hand-over to an async waiter is no fairness handoff: the
+        // starving waiter behind it is still served in the same walk.
+        let (v, _, f, _) = run(start(false, rel, 3), &[a(1, false), w(2, true)]);
+        assert_eq!(v, vec![Hand, Hand]);
+        assert_eq!(f.next_fair, NOW + F.fair_after);
+        // FIFO: the same head-of-line rule for both kinds.
+        let (v, _, f, _) = run(start(true, rel, 2), &[a(3, false), w(1, false)]);
+        assert_eq!(v, vec![Stop]);
+        assert!(f.handoff);
+    }
+
+    #[test]
+    fn an_async_waiter_is_never_made_a_timekeeper() {
+        // A hold for a starving thread: the walk looks behind it for a
+        // thread to keep the hold's time, passing over async waiters.
+        let st = start(false, Entry::Release(1), 2);
+        let (v, _, f, _) = run(st, &[w(3, true), a(1, false), w(1, false)]);
+        assert_eq!(v, vec![Skip, Skip, Watch]);
+        assert!(f.handoff);
+        // Starving async waiters are held for like threads.
+        let (v, m, f, _) = run(st, &[a(3, true), a(1, false)]);
+        assert_eq!(v, vec![Skip, Skip]);
+        assert!(m[0].hold && f.handoff);
     }
 }

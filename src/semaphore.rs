@@ -108,13 +108,21 @@ use core::sync::atomic::{
 use loom::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
+use core::ffi::c_int;
+
+use crate::completion::Completion;
 use crate::deadline::{self, Wait};
 #[cfg(unix)]
 use crate::fork;
 use crate::oracle::{Snapshot, Waiting};
 use crate::parking::{Clock, Parker};
 use crate::policy::{Entry, Fairness, Mark, Start, Verdict, Waiter, Walk};
-use crate::status::{AcquireError, ReleaseError};
+use crate::status::{AcquireError, ReleaseError, SEM_CANCELLED, SEM_ECLOSED, SEM_OK, SEM_TIMEDOUT};
+
+/// The size of an async waiter's queue record (tests: see
+/// `Semaphore::acquire_async_in`).
+#[doc(hidden)]
+pub const RECORD_SIZE: usize = core::mem::size_of::<WaitRecord>();
 
 /// The largest count and maximum a semaphore can hold.
 pub const COUNT_MAX: u64 = crate::status::SEM_COUNT_MAX as u64;
@@ -148,12 +156,36 @@ const WOKEN_HANDED: u32 = 2;
 const WOKEN_TIMEKEEPER: u32 = 3;
 /// Woken by `shutdown`.
 const WOKEN_CLOSED: u32 = 4;
+/// Async waiters only: the deadline passed (see `expire`).
+const WOKEN_TIMEDOUT: u32 = 5;
+/// Async waiters only: withdrawn by `cancel`.
+const WOKEN_CANCELLED: u32 = 6;
 
-/// What a queued thread asks for; lives on that thread's stack while it is
-/// queued, linked into the semaphore's queue. Every field but `n` and
-/// `parker` is written only under the queue lock (or by its owner while it
-/// is not queued).
-struct WaitRecord {
+/// The outcome an async waiter dequeued with wake value `value` is told.
+fn async_status(value: u32) -> c_int {
+    match value {
+        WOKEN_HANDED => SEM_OK,
+        WOKEN_CLOSED => SEM_ECLOSED,
+        WOKEN_TIMEDOUT => SEM_TIMEDOUT,
+        _ => SEM_CANCELLED,
+    }
+}
+
+/// What an async acquire did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Submitted {
+    /// The permits were taken at once: no completion will come.
+    Acquired,
+    /// Queued: exactly one completion will be delivered.
+    Pending,
+}
+
+/// What a queued waiter asks for, linked into the semaphore's queue: on a
+/// blocked thread's stack, or in an async waiter's ticket (see
+/// `completion.rs`). Every field but `n`, `parker` and `asynchronous` is
+/// written only under the queue lock (or by its owner while it is not
+/// queued).
+pub(crate) struct WaitRecord {
     /// Permits wanted, `1..=max`.
     n: u64,
     /// Where the owner sleeps.
@@ -179,6 +211,16 @@ struct WaitRecord {
     /// It sleeps with the current hold's deadline (counted in
     /// `SlowCounters::timekeepers`).
     keeps_time: LockedBool,
+    /// An async waiter's deadline and completion (`None`: a thread, which
+    /// sleeps on `parker`).
+    asynchronous: Option<AsyncPart>,
+}
+
+/// The part of a record only async waiters have.
+struct AsyncPart {
+    /// When it times out (ns on `deadline::nanos`; `u64::MAX`: never).
+    deadline: u64,
+    completion: Completion,
 }
 
 impl WaitRecord {
@@ -191,6 +233,25 @@ impl WaitRecord {
             held: self.held.load(Relaxed),
             lapses: self.lapses.load(Relaxed),
             keeps_time: self.keeps_time.load(Relaxed),
+            handoff_only: self.asynchronous.is_some(),
+        }
+    }
+
+    /// A record for `n` permits, not queued, first queued now.
+    fn new(n: u64, fair_after: u64, asynchronous: Option<AsyncPart>) -> Self {
+        WaitRecord {
+            n,
+            parker: Parker::new(),
+            prev: LockedPtr::new(core::ptr::null_mut()),
+            next: LockedPtr::new(core::ptr::null_mut()),
+            queued: LockedBool::new(false),
+            wake_with: LockedU32::new(0),
+            fair_at: LockedU64::new(deadline::nanos(Instant::now()).saturating_add(fair_after)),
+            passed_over: LockedBool::new(false),
+            held: LockedBool::new(false),
+            lapses: LockedU32::new(0),
+            keeps_time: LockedBool::new(false),
+            asynchronous,
         }
     }
 
@@ -212,14 +273,15 @@ impl WaitRecord {
     }
 }
 
-/// Waiters a walk dequeued, to be woken once the queue lock is released;
-/// linked through their records' `next`.
-struct Wakeups {
+/// Waiters a walk dequeued, to be woken (threads) or completed (async
+/// waiters) once the queue lock is released; linked through their records'
+/// `next`.
+pub(crate) struct Wakeups {
     head: *const WaitRecord,
 }
 
 impl Wakeups {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Wakeups {
             head: core::ptr::null(),
         }
@@ -233,23 +295,58 @@ impl Wakeups {
         self.head = record;
     }
 
-    /// After the queue lock is released: wakes them all. (Dropping the list
-    /// does it too, so that no path that unlocked can lose a wake-up that
-    /// `unlock` collected.)
-    fn wake_all(&mut self) {
+    /// Takes `record` off the list if it is on it; returns whether it was.
+    fn remove(&mut self, record: &WaitRecord) -> bool {
+        let mut link: *const WaitRecord = core::ptr::null();
+        let mut p = self.head;
+        while !p.is_null() {
+            // SAFETY: records on the list are live until woken (below).
+            let next = unsafe { (*p).next.load(Relaxed) };
+            if core::ptr::eq(p, record) {
+                match link.is_null() {
+                    true => self.head = next,
+                    // SAFETY: as above.
+                    false => unsafe { (*link).next.store(next, Relaxed) },
+                }
+                return true;
+            }
+            link = p;
+            p = next;
+        }
+        false
+    }
+
+    /// After the queue lock is released: wakes them all, or delivers their
+    /// completions. (Dropping the list does it too, so that no path that
+    /// unlocked can lose a wake-up that `unlock` collected.)
+    pub(crate) fn wake_all(&mut self) {
         let mut p = core::mem::replace(&mut self.head, core::ptr::null());
         while !p.is_null() {
-            // SAFETY: `p` is a record that a walk unlinked; its owner cannot
-            // return before its parker holds a non-zero value (a timed-out
-            // owner that finds itself unlinked waits for that value), so the
-            // record is live here; `next` and the value are read before the
-            // wake, which is the last access.
-            let (next, value) = unsafe {
+            // SAFETY: `p` is a record that a walk unlinked; a thread owner
+            // cannot return before its parker holds a non-zero value (a
+            // timed-out owner that finds itself unlinked waits for that
+            // value), and an async owner's ticket is live until its
+            // completion is delivered, so the record is live here; `next`,
+            // the value and the completion's address are read before the
+            // wake or the delivery, which is the last access.
+            let (next, value, completion) = unsafe {
                 let record = &*p;
-                (record.next.load(Relaxed), record.wake_with.load(Relaxed))
+                (
+                    record.next.load(Relaxed),
+                    record.wake_with.load(Relaxed),
+                    record
+                        .asynchronous
+                        .as_ref()
+                        .map(|a| core::ptr::from_ref(&a.completion)),
+                )
             };
-            // SAFETY: as above: live until the store inside `wake`.
-            unsafe { Parker::wake(&(*p).parker, value) };
+            match completion {
+                // SAFETY: dequeued once (by the walk that pushed it here),
+                // delivered once (now), with no lock held.
+                Some(c) => unsafe { Completion::deliver(c, async_status(value)) },
+                // SAFETY: as above: live until the store inside `wake`.
+                None => unsafe { Parker::wake(&(*p).parker, value) },
+            }
             p = next;
         }
     }
@@ -330,6 +427,13 @@ struct SlowCounters {
     /// a hold in force). The bit itself may also have been set by a deposit
     /// (see `release_slow`); this says which.
     handoff_wanted: LockedBool,
+    /// A lower bound of when the timer thread must `expire` this semaphore
+    /// (ns on `deadline::nanos`; `u64::MAX`: never): the earliest async
+    /// deadline, or a hold's that no queued thread keeps the time of.
+    /// Lowered under the lock; read by the timer without it.
+    timer_at: LockedU64,
+    /// Registered with the timer thread (`timer.rs`, under its lock).
+    timer_registered: LockedBool,
     /// The loom models' clock (empty otherwise).
     clock: Clock,
 }
@@ -395,6 +499,8 @@ impl Semaphore {
                 hold_until: LockedU64::new(0),
                 timekeepers: LockedU64::new(0),
                 handoff_wanted: LockedBool::new(false),
+                timer_at: LockedU64::new(u64::MAX),
+                timer_registered: LockedBool::new(false),
                 clock: Clock::default(),
             },
         })
@@ -415,7 +521,8 @@ impl Semaphore {
         self.params.fifo
     }
 
-    /// Threads blocked in an acquire right now (a snapshot).
+    /// Waiters queued right now (a snapshot): threads blocked in an acquire
+    /// and pending async acquires.
     pub fn waiters(&self) -> u64 {
         self.slow.waiters.load(Relaxed)
     }
@@ -469,21 +576,7 @@ impl Semaphore {
             Wait::Until(at) => Some(at),
             Wait::Forever => None,
         };
-        let record = WaitRecord {
-            n,
-            parker: Parker::new(),
-            prev: LockedPtr::new(core::ptr::null_mut()),
-            next: LockedPtr::new(core::ptr::null_mut()),
-            queued: LockedBool::new(false),
-            wake_with: LockedU32::new(0),
-            fair_at: LockedU64::new(
-                deadline::nanos(Instant::now()).saturating_add(self.params.fairness.fair_after),
-            ),
-            passed_over: LockedBool::new(false),
-            held: LockedBool::new(false),
-            lapses: LockedU32::new(0),
-            keeps_time: LockedBool::new(false),
-        };
+        let record = WaitRecord::new(n, self.params.fairness.fair_after, None);
         let mut may_spin = true;
         loop {
             let s = self.state.load(Relaxed);
@@ -504,8 +597,11 @@ impl Semaphore {
                     continue;
                 }
             }
-            let Some(park_deadline) = self.enqueue(&record, deadline)? else {
-                continue; // The permits came free: try again.
+            let park_deadline = match self.enqueue(&record, deadline)? {
+                Queued::Sleep(at) => at,
+                // The permits came free: try again. (`Handed` is for async
+                // records only.)
+                Queued::Not | Queued::Handed => continue,
             };
             match self.sleep(&record, deadline, park_deadline) {
                 Slept::Woken(WOKEN_HANDED) => return Ok(()),
@@ -560,15 +656,18 @@ impl Semaphore {
         }
     }
 
-    /// Queues `record` unless it may take its permits after all (`Ok(None)`)
-    /// or the semaphore is shut down. Returns the deadline to sleep until:
-    /// the caller's, or, for a thread held back by a hold in the default
-    /// mode, the hold's if earlier (so that it can end a lapsed hold).
+    /// Queues `record` unless it may take its permits after all
+    /// (`Queued::Not`) or the semaphore is shut down. For a thread, returns
+    /// the deadline to sleep until: the caller's, or, for a thread held back
+    /// by a hold in the default mode, the hold's if earlier (so that it can
+    /// end a lapsed hold). An async record may be handed its permits by the
+    /// walk this call's `unlock` makes for deposits: then it is taken back
+    /// off the wake-up list (`Queued::Handed`: no completion is delivered).
     fn enqueue(
         &self,
         record: &WaitRecord,
         deadline: Option<Instant>,
-    ) -> Result<Option<Option<Instant>>, AcquireError> {
+    ) -> Result<Queued, AcquireError> {
         let seen = self.lock();
         let mut wake = Wakeups::new();
         let flags = if self.params.fifo {
@@ -584,7 +683,7 @@ impl Semaphore {
             }
             if may_take(s, record.n) {
                 self.unlock(seen, &mut wake);
-                return Ok(None);
+                return Ok(Queued::Not);
             }
             // Relaxed: only the word's own modification order matters here
             // (see the module docs); the lock orders everything else.
@@ -598,6 +697,18 @@ impl Semaphore {
         }
         if self.params.fifo {
             self.slow.handoff_wanted.store(true, Relaxed);
+        }
+        if let Some(a) = &record.asynchronous {
+            self.link(record);
+            self.timer_wanted_at(a.deadline);
+            self.unlock(seen, &mut wake);
+            let handed = wake.remove(record);
+            wake.wake_all();
+            return Ok(if handed {
+                Queued::Handed
+            } else {
+                Queued::Sleep(None)
+            });
         }
         let hold_until = (!self.params.fifo && self.slow.handoff_wanted.load(Relaxed))
             .then(|| self.slow.hold_until.load(Relaxed))
@@ -614,7 +725,208 @@ impl Semaphore {
         self.link(record);
         self.unlock(seen, &mut wake);
         wake.wake_all();
-        Ok(Some(park_deadline))
+        Ok(Queued::Sleep(park_deadline))
+    }
+
+    /// Queues an async acquire of `n` permits in `record`, unless they can be
+    /// taken at once. `wait` is its deadline (`Wait::Never`: only try).
+    /// Returns `Acquired` (the permits are the caller's, no completion will
+    /// come), `Pending` (exactly one completion will be delivered, see
+    /// `completion.rs`), or the error of a failed attempt (no completion).
+    ///
+    /// `n` must be in `1..=max`. Deadlines are kept by the timer thread
+    /// (`timer.rs`), with which the caller must have registered this
+    /// semaphore when `wait` has one; loom models call `expire` instead.
+    ///
+    /// # Safety
+    /// `record` must be valid for writing a `WaitRecord` and aligned for it;
+    /// on `Pending` it must stay live and untouched by the caller until the
+    /// completion was delivered.
+    pub(crate) unsafe fn acquire_async(
+        &self,
+        n: u64,
+        wait: Wait,
+        record: *mut WaitRecord,
+        completion: Completion,
+    ) -> Result<Submitted, AcquireError> {
+        debug_assert!(n >= 1 && n <= self.params.max);
+        match self.try_acquire(n) {
+            Ok(()) => return Ok(Submitted::Acquired),
+            Err(AcquireError::TimedOut) if wait != Wait::Never => {}
+            Err(e) => return Err(e),
+        }
+        let deadline = match wait {
+            Wait::Until(at) => deadline::nanos(at),
+            _ => u64::MAX,
+        };
+        let asynchronous = AsyncPart {
+            deadline,
+            completion,
+        };
+        // SAFETY: valid for the write and aligned, by the contract; then
+        // live until delivered.
+        let record = unsafe {
+            record.write(WaitRecord::new(
+                n,
+                self.params.fairness.fair_after,
+                Some(asynchronous),
+            ));
+            &*record
+        };
+        loop {
+            match self.enqueue(record, None)? {
+                Queued::Sleep(_) => return Ok(Submitted::Pending),
+                Queued::Handed => return Ok(Submitted::Acquired),
+                Queued::Not => match self.try_acquire(n) {
+                    Err(AcquireError::TimedOut) => {}
+                    Ok(()) => return Ok(Submitted::Acquired),
+                    Err(e) => return Err(e),
+                },
+            }
+        }
+    }
+
+    /// Withdraws the pending async acquire whose record is at `record`, if it
+    /// is queued here: its completion is delivered with `SEM_CANCELLED`
+    /// before this returns `true`. `false`: it is not queued (its
+    /// completion was delivered or is being delivered by the thread that
+    /// dequeued it; if that was a grant, the permits are the caller's).
+    /// `record` is only compared with the queue's records, never read, so
+    /// any address may be given.
+    pub(crate) fn cancel(&self, record: *const WaitRecord) -> bool {
+        let seen = self.lock();
+        let mut wake = Wakeups::new();
+        let mut p = self.slow.head.load(Relaxed);
+        while !p.is_null() && !core::ptr::eq(p, record) {
+            // SAFETY: as in `walk`.
+            p = unsafe { (*p).next.load(Relaxed) };
+        }
+        // SAFETY: found in the queue, so live (as in `walk`).
+        let found = unsafe { p.as_ref() }.filter(|r| r.asynchronous.is_some());
+        let seen = match found {
+            Some(record) => {
+                let seen = self.leave(record, seen, &mut wake, Entry::Leave);
+                wake.push(record, WOKEN_CANCELLED);
+                seen
+            }
+            None => seen,
+        };
+        let cancelled = found.is_some();
+        self.unlock(seen, &mut wake);
+        wake.wake_all();
+        cancelled
+    }
+
+    /// When the timer thread must next call `expire` (a lower bound; see
+    /// `SlowCounters::timer_at`).
+    pub(crate) fn timer_at(&self) -> u64 {
+        self.slow.timer_at.load(Relaxed)
+    }
+
+    /// Whether this semaphore is registered with the timer thread.
+    pub(crate) fn timer_registered(&self) -> &LockedBool {
+        &self.slow.timer_registered
+    }
+
+    /// For the timer thread, at time `now`: dequeues the async waiters whose
+    /// deadline passed onto `wake` (their completions say `SEM_TIMEDOUT`),
+    /// ends a hold whose deadline passed that no queued thread keeps the
+    /// time of, serves whoever fits after that, and returns when it must be
+    /// called next.
+    pub(crate) fn expire(&self, now: u64, wake: &mut Wakeups) -> u64 {
+        let mut seen = self.lock();
+        let mut ended_hold = false;
+        let mut any = false;
+        let mut p = self.slow.head.load(Relaxed);
+        while !p.is_null() {
+            // SAFETY: as in `walk`.
+            let record = unsafe { &*p };
+            p = record.next.load(Relaxed);
+            if record
+                .asynchronous
+                .as_ref()
+                .is_some_and(|a| a.deadline <= now)
+            {
+                self.unlink(record);
+                self.dequeued(record);
+                ended_hold |= record.held.swap(false, Relaxed);
+                wake.push(record, WOKEN_TIMEDOUT);
+                any = true;
+            }
+        }
+        if any {
+            if self.slow.head.load(Relaxed).is_null() {
+                self.set_queue_flags(false, false);
+            } else if ended_hold {
+                self.set_queue_flags(true, false);
+            }
+        }
+        let hold_lapsed = !self.params.fifo
+            && self.slow.handoff_wanted.load(Relaxed)
+            && self.slow.hold_until.load(Relaxed) <= now;
+        if hold_lapsed || (any && self.value() > 0 && self.state.load(Relaxed) & PARKED != 0) {
+            seen = self.walk(Entry::HoldTimer, wake);
+        }
+        // What is left: the next deadline, and the hold's if it needs us.
+        let mut next = self.unkept_hold().unwrap_or(u64::MAX);
+        let mut p = self.slow.head.load(Relaxed);
+        while !p.is_null() {
+            // SAFETY: as in `walk`.
+            let record = unsafe { &*p };
+            if let Some(a) = &record.asynchronous {
+                next = next.min(a.deadline);
+            }
+            p = record.next.load(Relaxed);
+        }
+        self.slow.timer_at.store(next, Relaxed);
+        self.unlock(seen, wake);
+        next
+    }
+
+    /// Under the queue lock: the deadline of a hold in force that no queued
+    /// thread keeps the time of (so the timer must), if any.
+    fn unkept_hold(&self) -> Option<u64> {
+        let unkept = !self.params.fifo
+            && self.slow.handoff_wanted.load(Relaxed)
+            && self.slow.timekeepers.load(Relaxed) == 0
+            && self.params.fairness.hold_for != u64::MAX;
+        unkept.then(|| self.slow.hold_until.load(Relaxed))
+    }
+
+    /// Under the queue lock: the timer thread must `expire` this semaphore
+    /// at `at` (ns) at the latest; wakes it if it would sleep past that.
+    fn timer_wanted_at(&self, at: u64) {
+        if at < self.slow.timer_at.load(Relaxed) {
+            self.slow.timer_at.store(at, Relaxed);
+            #[cfg(not(loom))]
+            crate::timer::poke(at);
+        }
+    }
+
+    /// Under the queue lock: takes `record` (queued, leaving for a reason of
+    /// its own: a deadline, a cancel) out of the queue, and serves whoever
+    /// that lets through: the waiters behind a FIFO head or a held waiter,
+    /// or, with `Entry::HoldTimer`, everyone a lapsed hold held back.
+    /// Returns the budget walked for (see `unlock`).
+    fn leave(&self, record: &WaitRecord, seen: u64, wake: &mut Wakeups, entry: Entry) -> u64 {
+        self.unlink(record);
+        self.dequeued(record);
+        if self.slow.head.load(Relaxed).is_null() {
+            self.set_queue_flags(false, false);
+        } else if record.held.swap(false, Relaxed) {
+            // A held waiter that leaves ends its hold.
+            self.set_queue_flags(true, false);
+        }
+        // Waiters behind it may fit now that it no longer holds them back
+        // (FIFO head, held waiter), or the hold it kept time for has lapsed
+        // (end it even with no permit free, or it would sleep with its past
+        // deadline again): walk.
+        let parked_with_permits = self.value() > 0 && self.state.load(Relaxed) & PARKED != 0;
+        if entry == Entry::HoldTimer || parked_with_permits {
+            self.walk(entry, wake)
+        } else {
+            seen
+        }
     }
 
     /// Sleeps in the queue until woken or until `park_deadline`; on a
@@ -643,26 +955,9 @@ impl Semaphore {
                 park_deadline = None;
                 continue;
             }
-            self.unlink(record);
-            self.dequeued(record);
-            if self.slow.head.load(Relaxed).is_null() {
-                self.set_queue_flags(false, false);
-            } else if record.held.swap(false, Relaxed) {
-                // A held waiter that leaves ends its hold.
-                self.set_queue_flags(true, false);
-            }
             let own = deadline.is_some_and(|d| Instant::now() >= d);
-            // Waiters behind us may fit now that we no longer hold them back
-            // (FIFO head, held waiter), or the hold we kept time for has
-            // lapsed (end it even with no permit free, or we would sleep
-            // with its past deadline again): walk.
-            let seen = if !own {
-                self.walk(Entry::HoldTimer, &mut wake)
-            } else if self.value() > 0 && self.state.load(Relaxed) & PARKED != 0 {
-                self.walk(Entry::Leave, &mut wake)
-            } else {
-                seen
-            };
+            let entry = if own { Entry::Leave } else { Entry::HoldTimer };
+            let seen = self.leave(record, seen, &mut wake, entry);
             self.unlock(seen, &mut wake);
             wake.wake_all();
             return if own {
@@ -802,6 +1097,7 @@ impl Semaphore {
         self.slow.hold_until.store(0, Relaxed);
         self.slow.next_fair.store(0, Relaxed);
         self.slow.handoff_wanted.store(false, Relaxed);
+        self.slow.timer_at.store(u64::MAX, Relaxed);
         let s = self.state.load(Relaxed);
         self.state.store(s & (COUNT_MASK | CLOSED), Relaxed);
     }
@@ -985,6 +1281,14 @@ impl Semaphore {
         self.set_queue_flags(more, finish.handoff);
         self.slow.hold_until.store(finish.hold_until, Relaxed);
         self.slow.next_fair.store(finish.next_fair, Relaxed);
+        // A hold that holds async waiters back and that no queued thread
+        // keeps the time of: the timer thread must notice its lapse.
+        if let Some(at) = self
+            .unkept_hold()
+            .filter(|_| self.slow.timer_registered.load(Relaxed))
+        {
+            self.timer_wanted_at(at);
+        }
         accounted
     }
 
@@ -1113,6 +1417,8 @@ impl Semaphore {
             closed: s & CLOSED != 0,
             promised: self.slow.promised.load(Relaxed),
             timekeepers: self.slow.timekeepers.load(Relaxed),
+            timer_keeps_hold: self.slow.timer_at.load(Relaxed)
+                <= self.slow.hold_until.load(Relaxed),
             queue,
         };
         let mut wake = Wakeups::new();
@@ -1166,10 +1472,59 @@ impl Semaphore {
         self.slow.clock.fire();
     }
 
+    /// Tests and loom models: an async acquire (see `acquire_async`) whose
+    /// queue record lives in `memory` (at least [`RECORD_SIZE`] bytes,
+    /// 8-aligned) and whose completion calls `done(ctx, status)` with a C
+    /// status code.
+    ///
+    /// # Safety
+    /// As `acquire_async`: on `Pending`, `memory` stays live and untouched
+    /// until `done` was called.
+    #[doc(hidden)]
+    pub unsafe fn acquire_async_in(
+        &self,
+        n: u64,
+        wait: Wait,
+        memory: *mut u64,
+        done: fn(*mut core::ffi::c_void, c_int),
+        ctx: *mut core::ffi::c_void,
+    ) -> Result<Submitted, AcquireError> {
+        let completion = Completion::new(crate::completion::How::Rust(done), ctx, memory.cast());
+        // SAFETY: by this function's contract.
+        unsafe { self.acquire_async(n, wait, memory.cast(), completion) }
+    }
+
+    /// Tests and loom models: `cancel` for a record made by
+    /// `acquire_async_in`.
+    #[doc(hidden)]
+    pub fn cancel_in(&self, memory: *const u64) -> bool {
+        self.cancel(memory.cast())
+    }
+
+    /// Tests and loom models: what the timer thread does once every async
+    /// deadline has passed (delivers their completions on this thread).
+    #[doc(hidden)]
+    pub fn expire_all(&self) {
+        let mut wake = Wakeups::new();
+        self.expire(u64::MAX - 1, &mut wake);
+        wake.wake_all();
+    }
+
     /// Whether `shutdown` was called.
     pub fn is_closed(&self) -> bool {
         self.state.load(Relaxed) & CLOSED != 0
     }
+}
+
+/// What `enqueue` did.
+enum Queued {
+    /// Not queued: the permits may be free; try again.
+    Not,
+    /// Queued; a thread sleeps until this deadline (async records: `None`).
+    Sleep(Option<Instant>),
+    /// Async records only: queued, and handed its permits at once by the
+    /// walk of the enqueue's own `unlock` (taken back off the wake-ups).
+    Handed,
 }
 
 /// How a sleep in the queue ended.

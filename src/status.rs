@@ -25,6 +25,26 @@ pub const SEM_EOVERFLOW: c_int = -2;
 /// code (releases keep working). Nothing was taken.
 pub const SEM_ECLOSED: c_int = -3;
 
+/// `sem_acquire_async` / `sem_acquire_notify`: the acquire is queued; its
+/// completion (exactly one) comes later.
+pub const SEM_PENDING: c_int = 2;
+
+/// The outcome of an async acquire withdrawn by `sem_cancel`. Nothing was
+/// taken.
+pub const SEM_CANCELLED: c_int = 3;
+
+/// `sem_notifier_free`: acquires submitted with the notifier have not been
+/// drained yet. Nothing was freed.
+pub const SEM_EBUSY: c_int = -4;
+
+/// `sem_cancel`: the ticket is not pending on this semaphore (its
+/// completion was delivered or is being delivered). Nothing was changed.
+pub const SEM_ENOTPENDING: c_int = -5;
+
+/// A resource the call needs could not be had (the timer thread could not
+/// be started). Nothing was taken or queued.
+pub const SEM_ENOMEM: c_int = -6;
+
 /// Flag for `sem_new_ex`: serve blocked acquirers strictly in arrival order.
 pub const SEM_FIFO: u32 = 1;
 

@@ -18,6 +18,7 @@ use std::sync::OnceLock;
 /// Every C program in `c_tests/`, each run by the test of the same name.
 const PROGRAMS: &[&str] = &[
     "api_basic",
+    "async_acquire",
     "cancel",
     "contention",
     "fifo",
@@ -312,6 +313,11 @@ fn shutdown() {
 }
 
 #[test]
+fn async_acquire() {
+    check("async_acquire");
+}
+
+#[test]
 fn cancel() {
     check("cancel");
 }
@@ -349,9 +355,17 @@ fn wakeups() {
 /// The function names the header declares.
 fn header_functions() -> Vec<String> {
     let header = std::fs::read_to_string(root().join("include").join("rsem.h")).unwrap();
-    let mut names: Vec<String> = header
-        .lines()
-        .filter(|l| l.starts_with("RSEM_API "))
+    // cbindgen writes `RSEM_API int f(...)`, or `RSEM_API` on a line of its
+    // own when the parameters take several lines.
+    let lines: Vec<&str> = header.lines().collect();
+    let mut names: Vec<String> = lines
+        .iter()
+        .zip(lines.iter().skip(1))
+        .filter_map(|(l, next)| match l.strip_prefix("RSEM_API") {
+            Some("") => Some(*next),
+            Some(rest) if rest.starts_with(' ') => Some(rest),
+            _ => None,
+        })
         .map(|l| {
             let before_paren = &l[..l.find('(').expect("a declaration")];
             let name = before_paren.rsplit([' ', '*']).next().unwrap();

@@ -474,3 +474,217 @@ fn deposit_while_a_woken_waiter_gives_its_promise_back_is_served() {
         settled(&s);
     });
 }
+
+// ---- Async waiters (tickets): one queue with threads, races by rule ----
+
+use loom::sync::atomic::AtomicUsize;
+use loom::sync::atomic::Ordering::SeqCst;
+use rsem::status::{SEM_CANCELLED, SEM_ECLOSED, SEM_OK, SEM_TIMEDOUT};
+use rsem::{RECORD_SIZE, Submitted};
+
+/// An async waiter under test: its record's memory and what its
+/// completions said (how many, and the last status).
+struct Ticket {
+    memory: std::cell::UnsafeCell<Vec<u64>>,
+    calls: AtomicUsize,
+    status: AtomicUsize,
+}
+
+// SAFETY: the memory is only touched through rsem (under its queue lock
+// while queued); the counters are atomics.
+unsafe impl Sync for Ticket {}
+unsafe impl Send for Ticket {}
+
+impl Ticket {
+    fn new() -> Arc<Ticket> {
+        Arc::new(Ticket {
+            memory: std::cell::UnsafeCell::new(vec![0; RECORD_SIZE / 8 + 1]),
+            calls: AtomicUsize::new(0),
+            status: AtomicUsize::new(usize::MAX),
+        })
+    }
+
+    fn memory(&self) -> *mut u64 {
+        // SAFETY: the Vec is never resized; its buffer lives as long as self.
+        unsafe { (*self.memory.get()).as_mut_ptr() }
+    }
+
+    /// Submits an async acquire of `n` (the ticket outlives the model's
+    /// threads, so it is live until its completion).
+    fn submit(&self, s: &Semaphore, n: u64, wait: Wait) -> Result<Submitted, AcquireError> {
+        let ctx = core::ptr::from_ref(self).cast_mut().cast();
+        // SAFETY: the memory is RECORD_SIZE bytes or more, 8-aligned, and
+        // lives (in `self`, kept by the model) past the completion.
+        unsafe { s.acquire_async_in(n, wait, self.memory(), Ticket::done, ctx) }
+    }
+
+    fn done(ctx: *mut core::ffi::c_void, status: core::ffi::c_int) {
+        // SAFETY: `ctx` is the Ticket that `submit` passed, still alive.
+        let t = unsafe { &*ctx.cast::<Ticket>() };
+        assert!(
+            !IN_SUBMIT.with(|flag| flag.get()),
+            "a completion ran inside the submitting call"
+        );
+        t.status.store(status as usize, SeqCst);
+        t.calls.fetch_add(1, SeqCst);
+    }
+
+    /// The one completion's status (fails unless exactly one came).
+    fn outcome(&self) -> core::ffi::c_int {
+        assert_eq!(self.calls.load(SeqCst), 1, "exactly one completion");
+        self.status.load(SeqCst) as core::ffi::c_int
+    }
+}
+
+/// A pending ticket for 1 on an empty semaphore, then `rival` racing a
+/// release of 1: exactly one completion, and the permit is either the
+/// ticket's (`SEM_OK`) or back in the count (the rival's status).
+fn ticket_racing_a_release(
+    fifo: bool,
+    wait: fn() -> Wait,
+    rival: fn(&Semaphore, &Ticket) -> Option<bool>,
+    rival_status: core::ffi::c_int,
+) {
+    model(move || {
+        let s = sem(0, 1, fifo);
+        let t = Ticket::new();
+        assert_eq!(t.submit(&s, 1, wait()), Ok(Submitted::Pending));
+        let r = {
+            let s = s.clone();
+            thread::spawn(move || s.release(1).unwrap())
+        };
+        let won = {
+            let (s, t) = (s.clone(), t.clone());
+            thread::spawn(move || rival(&s, &t))
+        };
+        r.join().unwrap();
+        let won = won.join().unwrap();
+        match t.outcome() {
+            // (Only `cancel` reports whether it won; it must say so.)
+            SEM_OK => {
+                assert_ne!(won, Some(true), "cancel reported a win after the grant");
+                assert_eq!(s.value(), 0);
+            }
+            status => {
+                assert_eq!(status, rival_status);
+                assert_ne!(won, Some(false), "cancel won but reported a loss");
+                assert_eq!(s.value(), 1);
+            }
+        }
+        assert_eq!(s.queued(), 0);
+        if !s.is_closed() {
+            settled(&s);
+        }
+    });
+}
+
+#[test]
+fn cancel_racing_a_release_first_change_wins() {
+    ticket_racing_a_release(
+        false,
+        || Wait::Forever,
+        |s, t| Some(s.cancel_in(t.memory())),
+        SEM_CANCELLED,
+    );
+}
+
+#[test]
+fn timeout_racing_a_release_first_change_wins() {
+    ticket_racing_a_release(
+        true,
+        || Wait::Until(Instant::now() + Duration::from_secs(3600)),
+        |s, _| {
+            s.expire_all();
+            // Whatever the order, nothing is left queued after it.
+            assert_eq!(s.queued(), 0);
+            None
+        },
+        SEM_TIMEDOUT,
+    );
+}
+
+#[test]
+fn shutdown_racing_a_release_first_change_wins() {
+    ticket_racing_a_release(
+        false,
+        || Wait::Forever,
+        |s, _| {
+            s.shutdown();
+            // Whatever the order, nothing is left queued after it.
+            assert_eq!(s.queued(), 0);
+            None
+        },
+        SEM_ECLOSED,
+    );
+}
+
+/// A blocked thread, then a ticket, queued on an empty semaphore; two
+/// releases of 1 (one racing the other): both are served, each exactly
+/// once, nothing is lost, and in FIFO mode the thread came first.
+fn thread_and_ticket_in_one_queue(fifo: bool) {
+    model(move || {
+        let s = sem(0, 2, fifo);
+        let a = spawn_acquire(&s, 1, Wait::Forever);
+        wait_queued(&s, 1);
+        let t = Ticket::new();
+        assert_eq!(t.submit(&s, 1, Wait::Forever), Ok(Submitted::Pending));
+        let r = {
+            let s = s.clone();
+            thread::spawn(move || s.release(1).unwrap())
+        };
+        if fifo {
+            // The first release went to the thread, which came first.
+            assert_eq!(a.join().unwrap(), Ok(()));
+            s.release(1).unwrap();
+        } else {
+            s.release(1).unwrap();
+            assert_eq!(a.join().unwrap(), Ok(()));
+        }
+        r.join().unwrap();
+        assert_eq!(t.outcome(), SEM_OK);
+        assert_eq!(s.value(), 0);
+        settled(&s);
+    });
+}
+
+#[test]
+fn thread_and_ticket_share_the_fifo_queue() {
+    thread_and_ticket_in_one_queue(true);
+}
+
+#[test]
+fn thread_and_ticket_share_the_default_queue() {
+    thread_and_ticket_in_one_queue(false);
+}
+
+#[test]
+fn submit_racing_a_release_never_completes_inside_the_submit() {
+    // A release racing the submit may deposit its permit while the submit
+    // holds the queue lock; the submit's unlock then hands it to the new
+    // ticket itself. That must come back as `Acquired` (no completion), not
+    // as a callback inside the submitting call.
+    model(|| {
+        let s = sem(0, 1, false);
+        let t = Ticket::new();
+        let r = {
+            let s = s.clone();
+            thread::spawn(move || s.release(1).unwrap())
+        };
+        IN_SUBMIT.with(|flag| flag.set(true));
+        let result = t.submit(&s, 1, Wait::Forever);
+        IN_SUBMIT.with(|flag| flag.set(false));
+        r.join().unwrap();
+        match result {
+            Ok(Submitted::Acquired) => assert_eq!(t.calls.load(SeqCst), 0),
+            Ok(Submitted::Pending) => assert_eq!(t.outcome(), SEM_OK),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(s.value(), 0);
+        settled(&s);
+    });
+}
+
+loom::thread_local! {
+    /// Set while this thread is inside a submit (see the model above).
+    static IN_SUBMIT: std::cell::Cell<bool> = std::cell::Cell::new(false);
+}

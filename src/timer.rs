@@ -1,0 +1,246 @@
+//! The timer thread: ends async acquires whose deadline passed, and holds
+//! (see `policy.rs`) that no queued thread keeps the time of. An async
+//! waiter has no thread of its own to wake at its deadline, so one thread
+//! per process, started by the first async acquire with a deadline, does it
+//! for every semaphore.
+//!
+//! Each semaphore keeps `timer_at`, a lower bound of the earliest time it
+//! needs the timer (ns on `deadline::nanos`; `u64::MAX`: never), lowered
+//! under its queue lock. The thread sweeps the semaphores registered here:
+//! each one whose `timer_at` has come is expired under its queue lock
+//! (`Semaphore::expire`), which also computes its next `timer_at`; then it
+//! sleeps until the earliest of them.
+//!
+//! Rules:
+//! - The registry's lock is held for a whole sweep, and `sem_free`
+//!   unregisters a semaphore under it: once that returns, the thread is not
+//!   in that semaphore and never will be. (Lock order: registry, then a
+//!   queue lock; nothing takes them the other way round.)
+//! - Completions found by a sweep are delivered after both locks are
+//!   released, on this thread.
+//! - No wake-up is lost: whoever lowers a `timer_at` below what the thread
+//!   sleeps until bumps `EPOCH` and wakes it (`poke`); the thread publishes
+//!   `SLEEP_UNTIL = 0` before it reads `EPOCH` and sweeps, and sleeps only
+//!   while `EPOCH` is unchanged, so a lowering it may have missed in a sweep
+//!   either happened after its `0` was visible (then the poke bumps `EPOCH`
+//!   and the sleep does not start) or before the sweep (then the sweep saw
+//!   it).
+//! - `fork()`: the prepare handler takes the registry's lock; in the child
+//!   the thread does not exist: the child handler frees the lock and marks
+//!   the thread as not running, and the next async acquire with a deadline
+//!   starts a new one.
+
+use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use std::cell::UnsafeCell;
+use std::time::Instant;
+
+use crate::deadline;
+use crate::semaphore::{Semaphore, Wakeups};
+
+/// The registry's lock (a spin lock: it is held briefly, and the fork
+/// child handler can free it by a store).
+static LOCKED: AtomicBool = AtomicBool::new(false);
+/// Whether the thread runs.
+static RUNNING: AtomicBool = AtomicBool::new(false);
+/// Bumped by every poke; the thread sleeps on it (a futex on Linux).
+static EPOCH: AtomicU32 = AtomicU32::new(0);
+/// What the thread sleeps until (0 while it sweeps).
+static SLEEP_UNTIL: AtomicU64 = AtomicU64::new(0);
+
+/// The registered semaphores (under `LOCKED`).
+struct Registry(UnsafeCell<Vec<SemPtr>>);
+// SAFETY: only touched under `LOCKED`.
+unsafe impl Sync for Registry {}
+static REGISTRY: Registry = Registry(UnsafeCell::new(Vec::new()));
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct SemPtr(*const Semaphore);
+// SAFETY: semaphores are Sync; a registered one is live until `unregister`.
+unsafe impl Send for SemPtr {}
+
+fn lock() {
+    while LOCKED
+        .compare_exchange_weak(false, true, Acquire, Relaxed)
+        .is_err()
+    {
+        std::thread::yield_now();
+    }
+}
+
+fn unlock() {
+    LOCKED.store(false, Release);
+}
+
+/// Runs `f` on the registry under its lock.
+fn with_registry<R>(f: impl FnOnce(&mut Vec<SemPtr>) -> R) -> R {
+    lock();
+    // SAFETY: the lock gives this thread the only access.
+    let r = f(unsafe { &mut *REGISTRY.0.get() });
+    unlock();
+    r
+}
+
+/// Makes sure `sem` is swept (and the thread runs). Returns false if the
+/// thread could not be started: nothing would ever time out.
+///
+/// `sem` must stay live until `unregister(sem)`.
+pub(crate) fn register(sem: &Semaphore) -> bool {
+    if !sem.timer_registered().load(Acquire) {
+        with_registry(|list| {
+            if !sem.timer_registered().load(Relaxed) {
+                list.push(SemPtr(sem));
+                sem.timer_registered().store(true, Release);
+            }
+        });
+    }
+    start()
+}
+
+/// Stops sweeping `sem` (from `sem_free`); once it returns, the thread is
+/// not inside `sem`.
+pub(crate) fn unregister(sem: &Semaphore) {
+    if sem.timer_registered().load(Acquire) {
+        with_registry(|list| list.retain(|&p| p != SemPtr(sem)));
+    }
+}
+
+/// A semaphore's `timer_at` was lowered to `at`: wake the thread if it
+/// sleeps past it. Async-signal-safe (atomics and a futex wake).
+pub(crate) fn poke(at: u64) {
+    if at < SLEEP_UNTIL.load(SeqCst) || SLEEP_UNTIL.load(SeqCst) == 0 {
+        EPOCH.fetch_add(1, SeqCst);
+        wake();
+    }
+}
+
+/// Starts the thread unless it runs.
+fn start() -> bool {
+    if RUNNING.load(Acquire) || RUNNING.swap(true, AcqRel) {
+        return true;
+    }
+    let started = std::thread::Builder::new()
+        .name("rsem-timer".into())
+        .spawn(run)
+        .is_ok();
+    if !started {
+        RUNNING.store(false, Release);
+    }
+    started
+}
+
+/// The thread's body: sweep, deliver, sleep; for ever.
+fn run() {
+    loop {
+        SLEEP_UNTIL.store(0, SeqCst);
+        let epoch = EPOCH.load(SeqCst);
+        let now = deadline::nanos(Instant::now());
+        let mut next = u64::MAX;
+        let mut done = Wakeups::new();
+        with_registry(|list| {
+            for &SemPtr(p) in list.iter() {
+                // SAFETY: registered, so live (`sem_free` unregisters under
+                // this lock before it frees).
+                let sem = unsafe { &*p };
+                let at = if sem.timer_at() <= now {
+                    sem.expire(now, &mut done)
+                } else {
+                    sem.timer_at()
+                };
+                next = next.min(at);
+            }
+        });
+        // Deliver with no lock held (callbacks may call rsem).
+        done.wake_all();
+        SLEEP_UNTIL.store(next.max(1), SeqCst);
+        sleep(epoch, next);
+    }
+}
+
+/// Sleeps while `EPOCH == epoch`, until `until` (ns on `deadline::nanos`).
+#[cfg(target_os = "linux")]
+fn sleep(epoch: u32, until: u64) {
+    let timeout = (until != u64::MAX).then(|| {
+        let left = until.saturating_sub(deadline::nanos(Instant::now()));
+        libc::timespec {
+            tv_sec: libc::time_t::try_from(left / 1_000_000_000).unwrap_or(libc::time_t::MAX),
+            tv_nsec: (left % 1_000_000_000) as libc::c_long,
+        }
+    });
+    let ts = timeout
+        .as_ref()
+        .map_or(core::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: FUTEX_WAIT reads the static word `EPOCH` and the timespec (or
+    // NULL), both live across the call; every outcome returns to the loop.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            EPOCH.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            epoch,
+            ts,
+        );
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn wake() {
+    // SAFETY: FUTEX_WAKE on the static word `EPOCH`.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            EPOCH.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            1i32,
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn sleep(epoch: u32, until: u64) {
+    use parking_lot_core::DEFAULT_PARK_TOKEN;
+    let deadline = deadline::instant(until);
+    // SAFETY: the key is the address of the static `EPOCH`, used by no other
+    // primitive; `validate` is an atomic load; the callbacks do nothing.
+    unsafe {
+        parking_lot_core::park(
+            EPOCH.as_ptr() as usize,
+            || EPOCH.load(SeqCst) == epoch,
+            || {},
+            |_, _| {},
+            DEFAULT_PARK_TOKEN,
+            deadline,
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn wake() {
+    // SAFETY: the address is only a key; the callback does nothing.
+    unsafe {
+        parking_lot_core::unpark_all(
+            EPOCH.as_ptr() as usize,
+            parking_lot_core::DEFAULT_UNPARK_TOKEN,
+        );
+    }
+}
+
+/// `pthread_atfork` prepare handler: the registry is whole at the fork.
+#[cfg(unix)]
+pub(crate) fn before_fork() {
+    lock();
+}
+
+/// `pthread_atfork` parent handler.
+#[cfg(unix)]
+pub(crate) fn after_fork_in_parent() {
+    unlock();
+}
+
+/// `pthread_atfork` child handler: the thread is gone.
+#[cfg(unix)]
+pub(crate) fn after_fork_in_child() {
+    RUNNING.store(false, Relaxed);
+    SLEEP_UNTIL.store(0, Relaxed);
+    unlock();
+}
