@@ -377,6 +377,10 @@ RSEM_API int sem_acquire_until(rsem_semaphore *sem, int64_t n, int64_t deadline_
  * touches the semaphore, so the thread that takes it may free it at once
  * (provided no other thread is blocked on it).
  *
+ * A release that serves pending async acquires delivers their completions
+ * before it returns (callbacks run on this thread; see
+ * `sem_acquire_async`).
+ *
  * Async-signal-safe on Linux, as POSIX `sem_post`: it may be called from a
  * signal handler, even one that interrupted an rsem call on the same
  * thread and the same semaphore. It never waits for a lock: if another call
@@ -437,8 +441,9 @@ RSEM_API int64_t sem_value(const rsem_semaphore *sem);
 RSEM_API int64_t sem_max(const rsem_semaphore *sem);
 
 /**
- * The number of threads blocked in an acquire on `sem` right now (a
- * snapshot), or `SEM_EINVAL` (-1) if `sem` is NULL.
+ * The number of waiters queued on `sem` right now (a snapshot): threads
+ * blocked in an acquire and pending async acquires; or `SEM_EINVAL` (-1) if
+ * `sem` is NULL.
  *
  * Thread-safety: may be called from any thread at any time, and from a
  * signal handler (async-signal-safe: a few atomic instructions).
@@ -532,12 +537,16 @@ RSEM_API int64_t sem_clock_ns(void);
  * `SEM_PENDING` is followed by a callback.
  *
  * The callback runs on the thread that completed the request, after rsem
- * released its locks: a thread calling `sem_release*`, `sem_shutdown`,
- * `sem_cancel` or `sem_free`, or rsem's timer thread (deadlines). It may
- * call any rsem function, and free the ticket, but must not block for
- * long: it holds up that thread. From a release made in a signal handler,
- * it runs in that handler. Event loops that must not be called from other
- * threads use `sem_acquire_notify` instead.
+ * released its locks, inside whichever rsem call on this semaphore served
+ * or ended it: a release, `sem_shutdown`, `sem_cancel`, `sem_free`, but
+ * also an acquire (blocking, timed or async) that timed out or gave its
+ * place up and so let the queue move, or rsem's timer thread (deadlines).
+ * So do not hold a lock of your own around rsem calls that the callback
+ * also takes. Completions made by one call are delivered in queue order.
+ * The callback may call any rsem function, and free the ticket, but must
+ * not block for long: it holds up that thread. From a release made in a
+ * signal handler, it runs in that handler. Event loops that must not be
+ * called from other threads use `sem_acquire_notify` instead.
  *
  * Ownership: `ticket` is caller memory; it must stay valid and untouched
  * from this call until its callback starts (not needed after any other
@@ -598,9 +607,10 @@ int sem_acquire_notify(rsem_semaphore *sem,
  *
  * Returns `SEM_OK` (withdrawn); `SEM_ENOTPENDING` if it is not queued on
  * `sem`: it was granted, timed out or shut down first, and its completion
- * was delivered or is being delivered by another thread (for a grant, the
- * permits are the caller's: release them), or it was never submitted
- * there; `SEM_EINVAL` if `sem` or `ticket` is NULL.
+ * was delivered or is being delivered (by another thread, or by this one
+ * once the callback it is running returns: do not wait for it there; for a
+ * grant, the permits are the caller's: release them), or it was never
+ * submitted there; `SEM_EINVAL` if `sem` or `ticket` is NULL.
  *
  * `ticket` is only compared with the queue's entries, never read, so it is
  * safe to call after the completion (the ticket memory may even be freed).
@@ -672,11 +682,31 @@ int64_t sem_notifier_drain(rsem_notifier *notifier,
                            int64_t capacity);
 
 /**
+ * Makes completions skip the descriptor while the calling event loop
+ * releases on its own thread and then drains at once (`quiet` non-zero),
+ * and ends that (`quiet` zero): completions made meanwhile, on any thread,
+ * are queued without a `write` and without waking the loop later, so a
+ * release handed to a waiter of the same loop costs no system call. Calls
+ * nest (they are counted). Ending it does not signal: call
+ * `sem_notifier_drain` right after, which takes what was queued.
+ *
+ * Returns `SEM_OK`, or `SEM_EINVAL` if `notifier` is NULL.
+ *
+ * Thread-safety: may be called from any thread; meant for the thread that
+ * drains.
+ *
+ * # Safety
+ * `notifier` must be NULL or a live notifier.
+ */
+RSEM_API int sem_notifier_quiet(rsem_notifier *notifier, int quiet);
+
+/**
  * Frees a notifier and closes its descriptor.
  *
  * Returns `SEM_OK`; `SEM_EBUSY` if acquires submitted with it have not had
- * their completions drained yet (nothing is freed: cancel them or wait,
- * drain, then free); `SEM_EINVAL` if `notifier` is NULL.
+ * their completions drained yet, or a thread is still finishing queuing one
+ * (for a moment after the drain that took it); nothing is freed: cancel or
+ * drain, then try again; `SEM_EINVAL` if `notifier` is NULL.
  *
  * Thread-safety: must not race other calls on the same notifier.
  *

@@ -167,14 +167,16 @@ pub unsafe extern "C" fn sem_free(sem: *mut Semaphore) {
     // and `Layout::new::<Semaphore>()` (the layout `Box` uses), and nobody
     // else uses it any more.
     guard("sem_free", || unsafe {
-        // The timer thread first: once unregistered it is not inside `sem`.
-        #[cfg(not(loom))]
-        crate::timer::unregister(&*sem);
         // Pending async acquires complete with `SEM_ECLOSED` now (blocked
-        // threads cannot be queued: that would be the caller's bug).
+        // threads cannot be queued: that would be the caller's bug); their
+        // callbacks can no longer queue anything (`CLOSED`).
         if (*sem).waiters() > 0 {
             (*sem).shutdown();
         }
+        // Then the timer thread: once unregistered it is not inside `sem`
+        // and has delivered what it found there.
+        #[cfg(not(loom))]
+        crate::timer::unregister(&*sem);
         fork::unregister(sem);
         drop(Box::from_raw(sem));
     });
@@ -372,6 +374,10 @@ pub(crate) fn permits_to_acquire(s: &Semaphore, n: i64) -> Option<u64> {
 /// touches the semaphore, so the thread that takes it may free it at once
 /// (provided no other thread is blocked on it).
 ///
+/// A release that serves pending async acquires delivers their completions
+/// before it returns (callbacks run on this thread; see
+/// `sem_acquire_async`).
+///
 /// Async-signal-safe on Linux, as POSIX `sem_post`: it may be called from a
 /// signal handler, even one that interrupted an rsem call on the same
 /// thread and the same semaphore. It never waits for a lock: if another call
@@ -452,8 +458,9 @@ pub unsafe extern "C" fn sem_max(sem: *const Semaphore) -> i64 {
     unsafe { with("sem_max", sem, SEM_EINVAL.into(), |s| s.max() as i64) }
 }
 
-/// The number of threads blocked in an acquire on `sem` right now (a
-/// snapshot), or `SEM_EINVAL` (-1) if `sem` is NULL.
+/// The number of waiters queued on `sem` right now (a snapshot): threads
+/// blocked in an acquire and pending async acquires; or `SEM_EINVAL` (-1) if
+/// `sem` is NULL.
 ///
 /// Thread-safety: may be called from any thread at any time, and from a
 /// signal handler (async-signal-safe: a few atomic instructions).

@@ -9,21 +9,33 @@
 //! Windows gets no descriptor (`sem_notifier_fd` returns -1): a loop there
 //! drains on its own schedule, or uses callbacks.
 //!
-//! Push and drain race only through `head` and the descriptor:
-//! - push: link onto `head`; if the list was empty, signal the descriptor;
-//! - drain: clear the descriptor first, then take the whole list. A push
-//!   after the take finds the list empty and signals again; a push between
-//!   the clear and the take is taken now (its signal, if any, is a spurious
-//!   wake-up later). So no completion is ever left without a signal.
+//! Push and drain race only through `head`, `signalled` and the descriptor:
+//! - push: link onto `head`; then, unless `signalled` was already set (or
+//!   the notifier is quiet, see below), set it and write the descriptor;
+//! - drain (one at a time): if `signalled` is set, clear the descriptor and
+//!   then the flag; then take the whole list. While the flag is set no push
+//!   writes, so every write belongs to a set flag and is cleared by the
+//!   next drain; a push after the take finds the flag clear and signals
+//!   again; a push between the flag's clearing and the take is taken now
+//!   (its signal is a spurious wake-up later, cleared by the next drain).
+//!   So no completion is ever left without a signal, the descriptor is
+//!   never left readable with nothing to drain after a drain, and a drain
+//!   with nothing signalled makes no system call.
+//! - quiet (`sem_notifier_quiet`): while the loop's own thread releases
+//!   and then drains at once, pushes skip the signal (no `write`, no
+//!   wake-up of the loop later): the drain that follows takes them.
 //!
 //! `pending` counts acquires submitted through this notifier and not yet
-//! drained: `sem_notifier_free` refuses while any is, so a completion never
-//! meets a freed notifier.
+//! drained, and `pushing` the pushes in progress (raised before a push
+//! publishes its completion, lowered as its last access):
+//! `sem_notifier_free` refuses while either is non-zero, so a completion
+//! never meets a freed notifier, even when the loop drains it (and frees
+//! the notifier) between the push's compare-and-swap and its `write`.
 
 use core::ffi::c_int;
 use core::ptr;
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
-use core::sync::atomic::{AtomicPtr, AtomicU64};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64};
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
@@ -36,6 +48,12 @@ pub struct Notifier {
     head: AtomicPtr<Completion>,
     /// Acquires submitted with this notifier and not yet drained.
     pending: AtomicU64,
+    /// Pushes in progress.
+    pushing: AtomicU64,
+    /// The descriptor was written since the last drain cleared it.
+    signalled: AtomicBool,
+    /// `sem_notifier_quiet` calls in force (pushes do not signal).
+    quiet: AtomicU32,
     /// Completions taken from `head` that a drain had no room for, oldest
     /// first (only drains touch it).
     backlog: Mutex<VecDeque<Backlogged>>,
@@ -72,6 +90,9 @@ impl Notifier {
         Some(Notifier {
             head: AtomicPtr::new(ptr::null_mut()),
             pending: AtomicU64::new(0),
+            pushing: AtomicU64::new(0),
+            signalled: AtomicBool::new(false),
+            quiet: AtomicU32::new(0),
             backlog: Mutex::new(VecDeque::new()),
             read_fd,
             write_fd,
@@ -96,7 +117,9 @@ impl Notifier {
 
     /// Whether acquires submitted here have not been drained yet.
     pub(crate) fn busy(&self) -> bool {
-        self.pending.load(Acquire) != 0
+        // `pending` first: once a drain took the last completion, every push
+        // had raised `pushing` (before its CAS, which the drain followed).
+        self.pending.load(Acquire) != 0 || self.pushing.load(Acquire) != 0
     }
 
     /// Queues a completion and signals the descriptor if the list was
@@ -109,6 +132,7 @@ impl Notifier {
         // SAFETY: live, by the contract (a notifier outlives its pending
         // completions).
         let n = unsafe { &*this };
+        n.pushing.fetch_add(1, AcqRel);
         let mut head = n.head.load(Relaxed);
         loop {
             // SAFETY: `done` is ours until the CAS publishes it.
@@ -123,8 +147,25 @@ impl Notifier {
                 Err(now) => head = now,
             }
         }
-        if head.is_null() {
+        // AcqRel: pairs with the drain's clearing swap (a push whose
+        // completion a drain did not take sees it cleared and signals).
+        if n.quiet.load(Acquire) == 0 && !n.signalled.swap(true, AcqRel) {
             signal(n.write_fd);
+        }
+        // The last access: from here the notifier may be freed.
+        n.pushing.fetch_sub(1, Release);
+    }
+
+    /// Makes pushes skip signalling while `quiet` calls are in force
+    /// (counted); the caller drains right after the last one ends.
+    pub(crate) fn set_quiet(&self, quiet: bool) {
+        if quiet {
+            self.quiet.fetch_add(1, AcqRel);
+        } else {
+            // An unmatched end is ignored rather than wrapping around.
+            let _ = self
+                .quiet
+                .fetch_update(AcqRel, Acquire, |q| q.checked_sub(1));
         }
     }
 
@@ -132,7 +173,17 @@ impl Notifier {
     /// returns how many. Their tickets are the caller's from then on.
     pub(crate) fn drain(&self, out: &mut [Done]) -> usize {
         let mut backlog = self.backlog.lock().unwrap_or_else(|e| e.into_inner());
-        clear(self.read_fd);
+        // Clear the descriptor before the flag: while the flag is set no
+        // push writes, so once both are clear every later signal belongs to
+        // a set flag, and the next drain clears it. (Clearing the flag first
+        // would let a push's write land before the clear: the flag set, the
+        // descriptor quiet, and the next push would not signal at all.) The
+        // swap reads the value of the last push's swap, so this drain's
+        // take sees that push's completion.
+        if self.signalled.load(Acquire) {
+            clear(self.read_fd);
+            self.signalled.swap(false, AcqRel);
+        }
         // Acquire: pairs with `push`'s Release.
         let mut p = self.head.swap(ptr::null_mut(), Acquire);
         let mut fresh = Vec::new();
@@ -159,7 +210,7 @@ impl Notifier {
             };
             taken += 1;
         }
-        if !backlog.is_empty() {
+        if !backlog.is_empty() && !self.signalled.swap(true, AcqRel) {
             // Come back for the rest.
             signal(self.write_fd);
         }

@@ -309,13 +309,15 @@ impl Walk {
                         },
                     };
                 }
-                if w.n <= self.budget {
-                    // An async waiter cannot compete: hand it the permits.
-                    return Decision::plain(if w.handoff_only {
-                        Verdict::Hand
-                    } else {
-                        Verdict::Wake
-                    });
+                if w.n <= self.budget && !w.handoff_only {
+                    return Decision::plain(Verdict::Wake);
+                }
+                // An async waiter cannot compete: hand it the permits, if
+                // they are still there (a running thread may have taken
+                // them since the walk began: then it was overtaken, and
+                // deciding `Hand` again would retry for ever).
+                if w.n <= self.budget && w.n <= count {
+                    return Decision::plain(Verdict::Hand);
                 }
                 Decision {
                     verdict: self.open_verdict_for_misfit(),
@@ -791,6 +793,18 @@ mod tests {
         let (v, _, f, _) = run(start(true, rel, 2), &[a(3, false), w(1, false)]);
         assert_eq!(v, vec![Stop]);
         assert!(f.handoff);
+    }
+
+    #[test]
+    fn an_async_hand_is_decided_on_the_count_not_the_budget() {
+        // Review finding: the walk began with 1 free permit and a running
+        // thread took it; `walk` decides again on the new count after a
+        // failed hand-over, and must not say `Hand` again (it would retry
+        // for ever, holding the queue lock).
+        let walk = Walk::new(start(false, Entry::Release(1), 1));
+        let d = walk.decide(&a(1, false), 0);
+        assert_ne!(d.verdict, Hand);
+        assert!(d.mark.passed_over);
     }
 
     #[test]

@@ -274,25 +274,37 @@ impl WaitRecord {
 }
 
 /// Waiters a walk dequeued, to be woken (threads) or completed (async
-/// waiters) once the queue lock is released; linked through their records'
+/// waiters) once the queue lock is released, in the order they were
+/// dequeued (arrival order within a walk); linked through their records'
 /// `next`.
 pub(crate) struct Wakeups {
     head: *const WaitRecord,
+    tail: *const WaitRecord,
 }
 
 impl Wakeups {
     pub(crate) fn new() -> Self {
         Wakeups {
             head: core::ptr::null(),
+            tail: core::ptr::null(),
         }
     }
 
     /// Under the queue lock: `record` (already unlinked) is to be woken with
-    /// `value`.
+    /// `value`, after those pushed before it.
     fn push(&mut self, record: &WaitRecord, value: u32) {
         record.wake_with.store(value, Relaxed);
-        record.next.store(self.head.cast_mut(), Relaxed);
-        self.head = record;
+        record.next.store(core::ptr::null_mut(), Relaxed);
+        match self.tail.is_null() {
+            true => self.head = record,
+            // SAFETY: records on the list are live until woken.
+            false => unsafe {
+                (*self.tail)
+                    .next
+                    .store(core::ptr::from_ref(record).cast_mut(), Relaxed)
+            },
+        }
+        self.tail = record;
     }
 
     /// Takes `record` off the list if it is on it; returns whether it was.
@@ -308,6 +320,9 @@ impl Wakeups {
                     // SAFETY: as above.
                     false => unsafe { (*link).next.store(next, Relaxed) },
                 }
+                if core::ptr::eq(self.tail, record) {
+                    self.tail = link;
+                }
                 return true;
             }
             link = p;
@@ -321,6 +336,7 @@ impl Wakeups {
     /// unlocked can lose a wake-up that `unlock` collected.)
     pub(crate) fn wake_all(&mut self) {
         let mut p = core::mem::replace(&mut self.head, core::ptr::null());
+        self.tail = core::ptr::null();
         while !p.is_null() {
             // SAFETY: `p` is a record that a walk unlinked; a thread owner
             // cannot return before its parker holds a non-zero value (a

@@ -12,12 +12,19 @@
 //! sleeps until the earliest of them.
 //!
 //! Rules:
-//! - The registry's lock is held for a whole sweep, and `sem_free`
-//!   unregisters a semaphore under it: once that returns, the thread is not
-//!   in that semaphore and never will be. (Lock order: registry, then a
-//!   queue lock; nothing takes them the other way round.)
-//! - Completions found by a sweep are delivered after both locks are
-//!   released, on this thread.
+//! - A sweep visits one due semaphore at a time: under the registry's lock
+//!   it checks that the semaphore is still registered and names it in
+//!   `SWEEPING`; then, without that lock, it expires it and delivers the
+//!   completions found (no rsem lock held), and clears `SWEEPING`.
+//! - `sem_free` unregisters a semaphore under the registry's lock and then
+//!   waits while `SWEEPING` names it, so when `sem_free` returns, every
+//!   completion of that semaphore has been delivered and the thread never
+//!   touches it again. (A callback on this thread that frees the semaphore
+//!   being swept does not wait for itself: the rest of that delivery only
+//!   touches tickets.) Lock order: registry, then a queue lock; nothing
+//!   takes them the other way round.
+//! - Every semaphore with async waiters is registered (`submit`), so the
+//!   thread runs whenever a hold may need it.
 //! - No wake-up is lost: whoever lowers a `timer_at` below what the thread
 //!   sleeps until bumps `EPOCH` and wakes it (`poke`); the thread publishes
 //!   `SLEEP_UNTIL = 0` before it reads `EPOCH` and sweeps, and sleeps only
@@ -31,7 +38,7 @@
 //!   starts a new one.
 
 use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64};
 use std::cell::UnsafeCell;
 use std::time::Instant;
 
@@ -47,6 +54,13 @@ static RUNNING: AtomicBool = AtomicBool::new(false);
 static EPOCH: AtomicU32 = AtomicU32::new(0);
 /// What the thread sleeps until (0 while it sweeps).
 static SLEEP_UNTIL: AtomicU64 = AtomicU64::new(0);
+/// The semaphore the thread is expiring or delivering completions of.
+static SWEEPING: AtomicPtr<Semaphore> = AtomicPtr::new(core::ptr::null_mut());
+
+std::thread_local! {
+    /// Set on the timer thread (whose callbacks may call `sem_free`).
+    static ON_TIMER: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
 
 /// The registered semaphores (under `LOCKED`).
 struct Registry(UnsafeCell<Vec<SemPtr>>);
@@ -98,10 +112,18 @@ pub(crate) fn register(sem: &Semaphore) -> bool {
 }
 
 /// Stops sweeping `sem` (from `sem_free`); once it returns, the thread is
-/// not inside `sem`.
+/// not inside `sem` and has delivered every completion it found there.
 pub(crate) fn unregister(sem: &Semaphore) {
-    if sem.timer_registered().load(Acquire) {
-        with_registry(|list| list.retain(|&p| p != SemPtr(sem)));
+    if !sem.timer_registered().load(Acquire) {
+        return;
+    }
+    with_registry(|list| list.retain(|&p| p != SemPtr(sem)));
+    let me = core::ptr::from_ref(sem).cast_mut();
+    if ON_TIMER.with(|on| on.get()) {
+        return; // a callback of the sweep itself: see the module docs
+    }
+    while SWEEPING.load(Acquire) == me {
+        std::thread::yield_now();
     }
 }
 
@@ -131,27 +153,43 @@ fn start() -> bool {
 
 /// The thread's body: sweep, deliver, sleep; for ever.
 fn run() {
+    ON_TIMER.with(|on| on.set(true));
     loop {
         SLEEP_UNTIL.store(0, SeqCst);
         let epoch = EPOCH.load(SeqCst);
         let now = deadline::nanos(Instant::now());
-        let mut next = u64::MAX;
-        let mut done = Wakeups::new();
-        with_registry(|list| {
-            for &SemPtr(p) in list.iter() {
-                // SAFETY: registered, so live (`sem_free` unregisters under
-                // this lock before it frees).
-                let sem = unsafe { &*p };
-                let at = if sem.timer_at() <= now {
-                    sem.expire(now, &mut done)
-                } else {
-                    sem.timer_at()
-                };
-                next = next.min(at);
-            }
+        // SAFETY (both closures): registered semaphores are live, since
+        // `sem_free` unregisters under this lock before it frees.
+        let due: Vec<SemPtr> = with_registry(|list| {
+            list.iter()
+                .copied()
+                .filter(|&SemPtr(p)| unsafe { &*p }.timer_at() <= now)
+                .collect()
         });
-        // Deliver with no lock held (callbacks may call rsem).
-        done.wake_all();
+        for SemPtr(p) in due {
+            let still = with_registry(|list| {
+                let still = list.contains(&SemPtr(p));
+                if still {
+                    SWEEPING.store(p.cast_mut(), Release);
+                }
+                still
+            });
+            if !still {
+                continue;
+            }
+            let mut done = Wakeups::new();
+            // SAFETY: named in `SWEEPING`, so `sem_free` waits for us.
+            unsafe { &*p }.expire(now, &mut done);
+            // Deliver with no rsem lock held (callbacks may call rsem).
+            done.wake_all();
+            SWEEPING.store(core::ptr::null_mut(), Release);
+        }
+        let next = with_registry(|list| {
+            list.iter()
+                .map(|&SemPtr(p)| unsafe { &*p }.timer_at())
+                .min()
+                .unwrap_or(u64::MAX)
+        });
         SLEEP_UNTIL.store(next.max(1), SeqCst);
         sleep(epoch, next);
     }
@@ -241,6 +279,7 @@ pub(crate) fn after_fork_in_parent() {
 #[cfg(unix)]
 pub(crate) fn after_fork_in_child() {
     RUNNING.store(false, Relaxed);
+    SWEEPING.store(core::ptr::null_mut(), Relaxed);
     SLEEP_UNTIL.store(0, Relaxed);
     unlock();
 }
