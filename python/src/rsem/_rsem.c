@@ -1,9 +1,15 @@
 /* The rsem Python extension: Semaphore and BoundedSemaphore with
- * threading's signatures, exceptions and messages, over the rsem C ABI.
+ * threading's signatures, exceptions and messages, over the rsem C ABI, and
+ * the C half of asyncio support (Notifier, _acquire_notify, _cancel; the
+ * Python half is in __init__.py).
  *
- * Blocking acquires release the GIL and wait in slices of at most 50 ms,
- * checking for signals between slices, so Ctrl-C (KeyboardInterrupt) ends a
- * blocked acquire promptly; a slice that times out has taken nothing, so an
+ * A blocking acquire that has to wait queues one async acquire (a ticket)
+ * and releases the GIL; the ticket's callback wakes it through a private
+ * rsem semaphore. It waits for that in slices of at most 50 ms, checking for
+ * signals between slices, so Ctrl-C (KeyboardInterrupt) ends a blocked
+ * acquire promptly, while the ticket keeps its place in the queue (FIFO
+ * order and fairness hold through Python). On an exception the ticket is
+ * cancelled; if a grant won that race, the permits are given back, so an
  * interrupted acquire never loses a permit. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -19,6 +25,50 @@
 #define SIGNAL_CHECK_NS (50 * 1000 * 1000LL)
 
 static PyObject *ClosedError;
+
+/* A blocked thread's wait: the ticket, and the private semaphore its
+ * callback releases. rsem touches neither after the callback's release,
+ * and a release never touches its semaphore once the permit can be taken,
+ * so the waiter may free both as soon as it has taken the permit. */
+typedef struct {
+    rsem_ticket ticket;
+    rsem_semaphore *event;
+    int status;
+} BlockedWait;
+
+static void blocked_wait_done(void *ctx, rsem_ticket *ticket, int status) {
+    BlockedWait *w = (BlockedWait *)ctx;
+    (void)ticket;
+    w->status = status; /* published by the release below */
+    sem_release(w->event);
+}
+
+/* Waits, with the GIL released, until `w`'s completion; in slices, checking
+ * for signals. Returns 0 once completed (w->status is the outcome), -1 with
+ * an exception (the acquire was withdrawn, or its permits given back). */
+static int wait_blocked(rsem_semaphore *sem, int64_t n, BlockedWait *w, long *busy) {
+    for (;;) {
+        int status;
+        (*busy)++;
+        Py_BEGIN_ALLOW_THREADS
+        status = sem_acquire_timed(w->event, SIGNAL_CHECK_NS / 1e9);
+        Py_END_ALLOW_THREADS
+        (*busy)--;
+        if (status == SEM_OK) return 0;
+        if (PyErr_CheckSignals() < 0) {
+            if (sem_cancel(sem, &w->ticket) != SEM_OK) {
+                /* Completed first: its callback is about to release (or
+                 * has released) the event; if it was a grant, give the
+                 * permits back. */
+                Py_BEGIN_ALLOW_THREADS
+                sem_acquire(w->event);
+                Py_END_ALLOW_THREADS
+                if (w->status == SEM_OK) sem_release_n(sem, n);
+            }
+            return -1;
+        }
+    }
+}
 
 typedef struct {
     PyObject_HEAD
@@ -136,27 +186,35 @@ static PyObject *acquire_n(SemObject *self, int64_t n, int blocking, PyObject *t
         int64_t now = sem_clock_ns();
         deadline = ns >= (double)(INT64_MAX - now) ? INT64_MAX : now + (int64_t)ceil(ns);
     }
-    for (;;) {
+    while (never) {
         int64_t now = sem_clock_ns();
         int64_t slice = deadline - now > SIGNAL_CHECK_NS ? now + SIGNAL_CHECK_NS : deadline;
-        self->busy++;
         Py_BEGIN_ALLOW_THREADS
-        if (never) {
-            struct timespec ts = {(slice - now) / 1000000000LL, (slice - now) % 1000000000LL};
-            while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-            }
-            status = SEM_TIMEDOUT;
-        } else {
-            status = sem_acquire_until(self->sem, n, slice);
+        struct timespec ts = {(slice - now) / 1000000000LL, (slice - now) % 1000000000LL};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
         }
         Py_END_ALLOW_THREADS
-        self->busy--;
-        if (status == SEM_OK) Py_RETURN_TRUE;
-        if (status != SEM_TIMEDOUT) return status_error(status);
         if (slice == deadline) Py_RETURN_FALSE;
-        /* Nothing was taken in this slice: safe to raise KeyboardInterrupt. */
         if (PyErr_CheckSignals() < 0) return NULL;
     }
+    /* Queue once, and keep the place while waiting. */
+    BlockedWait w;
+    w.status = SEM_TIMEDOUT;
+    w.event = sem_new(0);
+    if (w.event == NULL) return PyErr_NoMemory();
+    status = sem_acquire_async(self->sem, n, deadline, blocked_wait_done, &w, &w.ticket);
+    if (status == SEM_PENDING) {
+        self->busy++; /* the ticket uses self->sem until it completes */
+        int r = wait_blocked(self->sem, n, &w, &self->busy);
+        self->busy--;
+        status = r < 0 ? SEM_CANCELLED : w.status;
+    }
+    sem_free(w.event);
+    if (status == SEM_CANCELLED) return NULL; /* the exception is set */
+    if (status == SEM_OK) Py_RETURN_TRUE;
+    if (status == SEM_TIMEDOUT) Py_RETURN_FALSE;
+    if (status == SEM_ENOMEM) return PyErr_NoMemory();
+    return status_error(status);
 }
 
 /* Parses (blocking=True, timeout=None) from a vectorcall. */
@@ -281,6 +339,186 @@ static PyObject *Sem_exit(SemObject *self, PyObject *args) {
     return release_n(self, 1);
 }
 
+/* ---- asyncio: a notifier per event loop -------------------------------- */
+
+/* A pending acquire of an asyncio task: the ticket, the future to resolve
+ * and the semaphore (both owned references, dropped when drained). */
+typedef struct {
+    rsem_ticket ticket;
+    PyObject *future;
+    SemObject *sem;
+    int64_t n;
+} AsyncWait;
+
+typedef struct {
+    PyObject_HEAD
+    rsem_notifier *nt;
+} NotifierObject;
+
+static int Notifier_init(NotifierObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "", kwlist)) return -1;
+    if (self->nt != NULL) return 0;
+    self->nt = sem_notifier_new();
+    if (self->nt == NULL) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    return 0;
+}
+
+static void Notifier_dealloc(NotifierObject *self) {
+    /* Undrained completions keep it alive (SEM_EBUSY): then it is leaked,
+     * never freed under them. */
+    if (self->nt != NULL) sem_notifier_free(self->nt);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Notifier_fileno(NotifierObject *self, PyObject *unused) {
+    (void)unused;
+    return PyLong_FromLong(sem_notifier_fd(self->nt));
+}
+
+/* Resolves one drained completion on the loop's thread. A future that was
+ * cancelled (its task was) gets nothing: permits granted to it go back. */
+static PyObject *str_cancelled, *str_set_result, *str_set_exception;
+
+static int resolve(AsyncWait *w, int status) {
+    int rc = 0;
+    PyObject *r = NULL;
+    int cancelled = 0;
+    PyObject *c = PyObject_CallMethodNoArgs(w->future, str_cancelled);
+    if (c == NULL) return -1;
+    cancelled = PyObject_IsTrue(c);
+    Py_DECREF(c);
+    if (cancelled) {
+        if (status == SEM_OK) sem_release_n(w->sem->sem, w->n);
+    } else if (status == SEM_OK || status == SEM_TIMEDOUT) {
+        r = PyObject_CallMethodOneArg(w->future, str_set_result,
+                                      status == SEM_OK ? Py_True : Py_False);
+    } else {
+        PyObject *e = status == SEM_ECLOSED
+                          ? PyObject_CallFunction(ClosedError, "s", "semaphore was shut down")
+                          : PyObject_CallFunction(PyExc_RuntimeError, "s", "acquire withdrawn");
+        if (e != NULL) r = PyObject_CallMethodOneArg(w->future, str_set_exception, e);
+        Py_XDECREF(e);
+    }
+    if (!cancelled && r == NULL) rc = -1;
+    Py_XDECREF(r);
+    w->sem->busy--;
+    Py_DECREF(w->future);
+    Py_DECREF((PyObject *)w->sem);
+    PyMem_Free(w);
+    return rc;
+}
+
+/* drain(): resolves every completion waiting on the notifier; returns how
+ * many. Called by the loop's reader callback, and after releases made on
+ * the loop's own thread (no wait for the descriptor). */
+static PyObject *Notifier_drain(NotifierObject *self, PyObject *unused) {
+    (void)unused;
+    rsem_completion done[64];
+    long total = 0;
+    int failed = 0;
+    for (;;) {
+        int64_t k = sem_notifier_drain(self->nt, done, 64);
+        for (int64_t i = 0; i < k; i++)
+            if (resolve((AsyncWait *)done[i].ctx, done[i].status) < 0) failed = 1;
+        total += (long)k;
+        if (k < 64) break;
+    }
+    if (failed) return NULL;
+    return PyLong_FromLong(total);
+}
+
+static PyMethodDef Notifier_methods[] = {
+    {"fileno", (PyCFunction)Notifier_fileno, METH_NOARGS, "The descriptor to poll for reading."},
+    {"drain", (PyCFunction)Notifier_drain, METH_NOARGS,
+     "Resolves the futures of completed acquires; returns how many."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject NotifierType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "rsem._rsem.Notifier",
+    .tp_basicsize = sizeof(NotifierObject),
+    .tp_dealloc = (destructor)Notifier_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Notifier(): completions of asyncio acquires, behind a pollable descriptor.",
+    .tp_methods = Notifier_methods,
+    .tp_init = (initproc)Notifier_init,
+    .tp_new = PyType_GenericNew,
+};
+
+/* _acquire_notify(n, deadline_ns, notifier, future) -> True (acquired at
+ * once), False (deadline already passed), or, queued, an int handle for
+ * _cancel (valid until the completion is drained). */
+static PyObject *Sem_acquire_notify(SemObject *self, PyObject *args) {
+    long long n, deadline;
+    PyObject *notifier, *future;
+    if (!PyArg_ParseTuple(args, "LLO!O", &n, &deadline, &NotifierType, &notifier, &future))
+        return NULL;
+    if (!ready(self)) return NULL;
+    if (n < 1 || n > sem_max(self->sem)) {
+        PyErr_SetString(PyExc_ValueError, "n must be between 1 and the semaphore's maximum");
+        return NULL;
+    }
+    AsyncWait *w = PyMem_Malloc(sizeof *w);
+    if (w == NULL) return PyErr_NoMemory();
+    w->future = future;
+    w->sem = self;
+    w->n = n;
+    int status = sem_acquire_notify(self->sem, n, deadline, ((NotifierObject *)notifier)->nt, w,
+                                    &w->ticket);
+    if (status != SEM_PENDING) {
+        PyMem_Free(w);
+        if (status == SEM_OK) Py_RETURN_TRUE;
+        if (status == SEM_TIMEDOUT) Py_RETURN_FALSE;
+        if (status == SEM_ENOMEM) return PyErr_NoMemory();
+        return status_error(status);
+    }
+    Py_INCREF(future);
+    Py_INCREF((PyObject *)self);
+    self->busy++; /* __init__ must not replace the semaphore under it */
+    return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)w);
+}
+
+/* _release_here(notifier): a release made inside the notifier's loop, on
+ * its thread (the end of `async with`): what it completes is queued without
+ * touching the descriptor and resolved now (no system call, no extra turn
+ * of the loop). */
+static PyObject *Sem_release_here(SemObject *self, PyObject *notifier) {
+    if (!PyObject_TypeCheck(notifier, &NotifierType)) {
+        PyErr_SetString(PyExc_TypeError, "a Notifier is needed");
+        return NULL;
+    }
+    if (!ready(self)) return NULL;
+    if (sem_waiters(self->sem) == 0) return release_n(self, 1); /* nobody to resolve */
+    rsem_notifier *nt = ((NotifierObject *)notifier)->nt;
+    sem_notifier_quiet(nt, 1);
+    PyObject *r = release_n(self, 1);
+    sem_notifier_quiet(nt, 0);
+    PyObject *d = Notifier_drain((NotifierObject *)notifier, NULL);
+    if (r == NULL || d == NULL) {
+        Py_XDECREF(r);
+        Py_XDECREF(d);
+        return NULL;
+    }
+    Py_DECREF(d);
+    return r;
+}
+
+/* _cancel(handle) -> status of sem_cancel. Only for a handle whose
+ * completion has not been drained (the caller checks: its future is not
+ * done), so the ticket memory is still ours. */
+static PyObject *Sem_cancel(SemObject *self, PyObject *arg) {
+    unsigned long long h = PyLong_AsUnsignedLongLong(arg);
+    if (h == (unsigned long long)-1 && PyErr_Occurred()) return NULL;
+    if (!ready(self)) return NULL;
+    AsyncWait *w = (AsyncWait *)(uintptr_t)h;
+    return PyLong_FromLong(sem_cancel(self->sem, &w->ticket));
+}
+
 /* ---- extras ------------------------------------------------------------ */
 
 static PyObject *Sem_shutdown(SemObject *self, PyObject *unused) {
@@ -350,6 +588,9 @@ static PyMethodDef Sem_methods[] = {
     {"shutdown", (PyCFunction)Sem_shutdown, METH_NOARGS,
      "Blocked and later acquires raise ClosedError; releases keep working."},
     {"drain", (PyCFunction)Sem_drain, METH_NOARGS, "Takes every free permit; returns how many."},
+    {"_acquire_notify", (PyCFunction)Sem_acquire_notify, METH_VARARGS, NULL},
+    {"_cancel", (PyCFunction)Sem_cancel, METH_O, NULL},
+    {"_release_here", (PyCFunction)Sem_release_here, METH_O, NULL},
     {NULL, NULL, 0, NULL},
 };
 
@@ -391,14 +632,24 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__rsem(void) {
     BoundedSemaphoreType.tp_base = &SemaphoreType;
-    if (PyType_Ready(&SemaphoreType) < 0 || PyType_Ready(&BoundedSemaphoreType) < 0) return NULL;
+    if (PyType_Ready(&SemaphoreType) < 0 || PyType_Ready(&BoundedSemaphoreType) < 0 ||
+        PyType_Ready(&NotifierType) < 0)
+        return NULL;
+    str_cancelled = PyUnicode_InternFromString("cancelled");
+    str_set_result = PyUnicode_InternFromString("set_result");
+    str_set_exception = PyUnicode_InternFromString("set_exception");
+    if (str_cancelled == NULL || str_set_result == NULL || str_set_exception == NULL) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     ClosedError = PyErr_NewExceptionWithDoc("rsem.ClosedError",
                                             "The semaphore was shut down.", PyExc_RuntimeError, NULL);
     if (ClosedError == NULL || PyModule_AddObjectRef(m, "ClosedError", ClosedError) < 0 ||
         PyModule_AddObjectRef(m, "Semaphore", (PyObject *)&SemaphoreType) < 0 ||
-        PyModule_AddObjectRef(m, "BoundedSemaphore", (PyObject *)&BoundedSemaphoreType) < 0) {
+        PyModule_AddObjectRef(m, "BoundedSemaphore", (PyObject *)&BoundedSemaphoreType) < 0 ||
+        PyModule_AddObjectRef(m, "Notifier", (PyObject *)&NotifierType) < 0 ||
+        PyModule_AddIntConstant(m, "_OK", SEM_OK) < 0 ||
+        PyModule_AddIntConstant(m, "_TIMEDOUT", SEM_TIMEDOUT) < 0 ||
+        PyModule_AddIntConstant(m, "_PENDING", SEM_PENDING) < 0) {
         Py_DECREF(m);
         return NULL;
     }

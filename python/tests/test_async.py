@@ -1,0 +1,215 @@
+"""asyncio on rsem.Semaphore: `await acquire_async()` and `async with`,
+sharing one semaphore (and one queue) with plain threads; timeouts,
+shutdown, and cancellation of the awaiting task (the request is withdrawn,
+or the permits granted as it was cancelled are given back)."""
+import asyncio
+import threading
+import time
+
+import pytest
+
+import rsem
+
+
+def wait_for(cond, what, limit=20.0):
+    start = time.monotonic()
+    while not cond():
+        assert time.monotonic() - start < limit, f"never: {what}"
+        time.sleep(0.001)
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 20))
+
+
+@pytest.mark.parametrize("kind", [rsem.Semaphore, rsem.BoundedSemaphore])
+def test_async_with_and_acquire_async(kind):
+    async def main():
+        s = kind(1)
+        async with s:
+            assert s.value == 0
+        assert s.value == 1
+        assert await s.acquire_async() is True
+        assert await s.acquire_async(timeout=0.02) is False
+        s.release()
+        assert s.value == 1
+
+    run(main())
+    assert issubclass(rsem.BoundedSemaphore, rsem.Semaphore)
+
+
+@pytest.mark.parametrize("fifo", [False, True])
+def test_contended_inside_one_loop(fifo):
+    async def main():
+        s = rsem.Semaphore(2, fifo=fifo)
+        inside = peak = 0
+        order = []
+
+        async def task(i):
+            nonlocal inside, peak
+            async with s:
+                inside += 1
+                peak = max(peak, inside)
+                order.append(i)
+                await asyncio.sleep(0)
+                inside -= 1
+
+        await asyncio.gather(*(task(i) for i in range(50)))
+        assert peak == 2 and sorted(order) == list(range(50))
+        assert s.value == 2 and s.waiters == 0
+
+    run(main())
+
+
+def test_threads_and_tasks_share_the_semaphore():
+    s = rsem.BoundedSemaphore(3)
+    stop = threading.Event()
+    inside = [0]
+    lock = threading.Lock()
+    worst = [0]
+
+    def enter():
+        with lock:
+            inside[0] += 1
+            worst[0] = max(worst[0], inside[0])
+
+    def leave():
+        with lock:
+            inside[0] -= 1
+
+    def worker():
+        while not stop.is_set():
+            with s:
+                enter()
+                time.sleep(0.0001)
+                leave()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+
+    async def main():
+        async def task():
+            for _ in range(50):
+                async with s:
+                    enter()
+                    await asyncio.sleep(0)
+                    leave()
+
+        await asyncio.gather(*(task() for _ in range(8)))
+
+    try:
+        run(main())
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert worst[0] <= 3
+    assert s.value == 3 and s.waiters == 0
+
+
+def test_timeout_and_shutdown():
+    async def main():
+        s = rsem.Semaphore(0)
+        t0 = time.monotonic()
+        assert await s.acquire_async(timeout=0.05) is False
+        assert time.monotonic() - t0 >= 0.05
+        assert s.waiters == 0
+        task = asyncio.ensure_future(s.acquire_async())
+        while s.waiters == 0:
+            await asyncio.sleep(0.001)
+        s.shutdown()
+        with pytest.raises(rsem.ClosedError):
+            await task
+
+    run(main())
+
+
+def test_cancelling_the_task_withdraws_the_request():
+    async def main():
+        s = rsem.Semaphore(0)
+        task = asyncio.ensure_future(s.acquire_async())
+        while s.waiters == 0:
+            await asyncio.sleep(0.001)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert s.waiters == 0
+        s.release()
+        assert s.value == 1  # nothing went to the cancelled task
+
+    run(main())
+
+
+def test_cancel_racing_a_grant_gives_the_permits_back():
+    async def main():
+        s = rsem.Semaphore(0)
+        for _ in range(200):
+            task = asyncio.ensure_future(s.acquire_async(2))
+            while s.waiters == 0:
+                await asyncio.sleep(0)
+            # Granted now (completion queued, not yet drained), then
+            # cancelled before the task runs again.
+            s.release(2)
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            else:
+                s.release(2)  # it won: it got them, give them back
+            # Either way, the permits end up free once the loop drained.
+            for _ in range(100):
+                if s.value == 2:
+                    break
+                await asyncio.sleep(0.001)
+            assert s.value == 2 and s.waiters == 0
+            assert s.acquire_many(2, blocking=False)
+
+    run(main())
+
+
+def test_blocking_acquire_keeps_its_place_in_the_fifo_queue():
+    # A waits longer than the old 50 ms re-queue slice before B queues; one
+    # release must go to A, which came first.
+    s = rsem.Semaphore(0, fifo=True)
+    order = []
+    a = threading.Thread(target=lambda: (s.acquire(), order.append("A")))
+    a.start()
+    wait_for(lambda: s.waiters == 1, "A queued")
+    time.sleep(0.15)
+    b = threading.Thread(target=lambda: (s.acquire(), order.append("B")))
+    b.start()
+    wait_for(lambda: s.waiters == 2, "B queued")
+    s.release()
+    wait_for(lambda: order, "someone served")
+    assert order == ["A"]
+    s.release()
+    a.join()
+    b.join()
+    assert order == ["A", "B"]
+
+
+def test_a_blocked_thread_and_a_task_are_served_in_arrival_order():
+    s = rsem.Semaphore(0, fifo=True)
+    order = []
+    t = threading.Thread(target=lambda: (s.acquire(), order.append("thread")))
+    t.start()
+    wait_for(lambda: s.waiters == 1, "thread queued")
+
+    async def main():
+        task = asyncio.ensure_future(s.acquire_async())
+        while s.waiters < 2:
+            await asyncio.sleep(0.001)
+        s.release()  # FIFO: handed to the thread, which came first
+        assert s.waiters == 1 and s.value == 0
+        while not order:
+            await asyncio.sleep(0.001)
+        assert not task.done()
+        s.release()
+        await task
+        order.append("task")
+
+    run(main())
+    t.join()
+    assert order == ["thread", "task"]
