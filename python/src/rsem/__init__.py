@@ -90,10 +90,10 @@ class _Async:
         """Queues an acquire of n (the try failed) and awaits it."""
         loop = _get_running_loop()
         nt = _last[1] if _last[0] is loop else _loop_notifier()
-        fut = loop.create_future()
-        handle = self._acquire_notify(n, deadline, nt or _notifier(loop), fut)
-        if handle is True or handle is False:
-            return handle
+        queued = self._acquire_notify(n, deadline, nt or _notifier(loop), loop)
+        if queued is True or queued is False:
+            return queued
+        fut, handle = queued
         try:
             return await fut
         except asyncio.CancelledError:
@@ -111,10 +111,10 @@ class _Async:
             return
         loop = _get_running_loop()
         nt = _last[1] if _last[0] is loop else _loop_notifier()
-        fut = loop.create_future()
-        handle = self._acquire_notify(1, _FOREVER, nt or _notifier(loop), fut)
-        if handle is True:
+        queued = self._acquire_notify(1, _FOREVER, nt or _notifier(loop), loop)
+        if queued is True:
             return
+        fut, handle = queued
         try:
             await fut
         except asyncio.CancelledError:

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -23,6 +24,9 @@
 
 /* How long a blocked acquire waits before it checks for signals. */
 #define SIGNAL_CHECK_NS (50 * 1000 * 1000LL)
+/* Default mode: how long an acquire first waits as a plain blocked thread
+ * (spinning, then sleeping) before it queues for good. */
+#define BRIEF_WAIT_NS (50 * 1000LL)
 
 static PyObject *ClosedError;
 
@@ -35,6 +39,27 @@ typedef struct {
     rsem_semaphore *event;
     int status;
 } BlockedWait;
+
+/* Each thread's private event semaphore (count 0 between waits), made on
+ * its first blocked acquire and freed when the thread exits. */
+static pthread_key_t event_key;
+static pthread_once_t event_once = PTHREAD_ONCE_INIT;
+
+static void free_event(void *event) { sem_free((rsem_semaphore *)event); }
+static void make_event_key(void) { (void)pthread_key_create(&event_key, free_event); }
+
+static rsem_semaphore *thread_event(void) {
+    (void)pthread_once(&event_once, make_event_key);
+    rsem_semaphore *event = pthread_getspecific(event_key);
+    if (event == NULL) {
+        event = sem_new(0);
+        if (event != NULL && pthread_setspecific(event_key, event) != 0) {
+            sem_free(event);
+            event = NULL;
+        }
+    }
+    return event;
+}
 
 static void blocked_wait_done(void *ctx, rsem_ticket *ticket, int status) {
     BlockedWait *w = (BlockedWait *)ctx;
@@ -75,6 +100,7 @@ typedef struct {
     rsem_semaphore *sem;
     int64_t initial;
     int bounded;
+    int fifo;
     /* Calls that use `sem` with the GIL released (blocked acquires): while
      * any is in progress, `__init__` must not replace (free) `sem`. */
     long busy;
@@ -119,6 +145,7 @@ static int make(SemObject *self, PyObject *args, PyObject *kwds, int bounded) {
     self->sem = sem;
     self->initial = value;
     self->bounded = bounded;
+    self->fifo = fifo;
     return 0;
 }
 
@@ -197,10 +224,26 @@ static PyObject *acquire_n(SemObject *self, int64_t n, int blocking, PyObject *t
         if (slice == deadline) Py_RETURN_FALSE;
         if (PyErr_CheckSignals() < 0) return NULL;
     }
+    /* Default mode (no arrival order promised): first a short wait as a
+     * plain blocked thread, which spins briefly before it sleeps, so a
+     * permit passed between running threads costs a cache-line transfer,
+     * not a wake-up. FIFO mode goes straight to the queue. */
+    if (!self->fifo) {
+        int64_t now = sem_clock_ns();
+        int64_t brief = deadline - now > BRIEF_WAIT_NS ? now + BRIEF_WAIT_NS : deadline;
+        self->busy++;
+        Py_BEGIN_ALLOW_THREADS
+        status = sem_acquire_until(self->sem, n, brief);
+        Py_END_ALLOW_THREADS
+        self->busy--;
+        if (status == SEM_OK) Py_RETURN_TRUE;
+        if (status != SEM_TIMEDOUT) return status_error(status);
+        if (brief == deadline) Py_RETURN_FALSE;
+    }
     /* Queue once, and keep the place while waiting. */
     BlockedWait w;
     w.status = SEM_TIMEDOUT;
-    w.event = sem_new(0);
+    w.event = thread_event();
     if (w.event == NULL) return PyErr_NoMemory();
     status = sem_acquire_async(self->sem, n, deadline, blocked_wait_done, &w, &w.ticket);
     if (status == SEM_PENDING) {
@@ -209,7 +252,7 @@ static PyObject *acquire_n(SemObject *self, int64_t n, int blocking, PyObject *t
         self->busy--;
         status = r < 0 ? SEM_CANCELLED : w.status;
     }
-    sem_free(w.event);
+    /* (The event's count is 0 again: its one release was taken.) */
     if (status == SEM_CANCELLED) return NULL; /* the exception is set */
     if (status == SEM_OK) Py_RETURN_TRUE;
     if (status == SEM_TIMEDOUT) Py_RETURN_FALSE;
@@ -450,14 +493,22 @@ static PyTypeObject NotifierType = {
     .tp_new = PyType_GenericNew,
 };
 
-/* _acquire_notify(n, deadline_ns, notifier, future) -> True (acquired at
- * once), False (deadline already passed), or, queued, an int handle for
- * _cancel (valid until the completion is drained). */
-static PyObject *Sem_acquire_notify(SemObject *self, PyObject *args) {
-    long long n, deadline;
-    PyObject *notifier, *future;
-    if (!PyArg_ParseTuple(args, "LLO!O", &n, &deadline, &NotifierType, &notifier, &future))
+static PyObject *str_create_future;
+
+/* _acquire_notify(n, deadline_ns, notifier, loop) -> True (acquired at
+ * once), False (deadline already passed), or, queued, (future, handle):
+ * the loop's new future, resolved when the acquire completes, and an int
+ * handle for _cancel (valid until the completion is drained). */
+static PyObject *Sem_acquire_notify(SemObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4 || !PyObject_TypeCheck(args[2], &NotifierType)) {
+        PyErr_SetString(PyExc_TypeError, "_acquire_notify(n, deadline_ns, notifier, loop)");
         return NULL;
+    }
+    long long n = PyLong_AsLongLong(args[0]);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    long long deadline = PyLong_AsLongLong(args[1]);
+    if (deadline == -1 && PyErr_Occurred()) return NULL;
+    PyObject *notifier = args[2];
     if (!ready(self)) return NULL;
     if (n < 1 || n > sem_max(self->sem)) {
         PyErr_SetString(PyExc_ValueError, "n must be between 1 and the semaphore's maximum");
@@ -465,22 +516,36 @@ static PyObject *Sem_acquire_notify(SemObject *self, PyObject *args) {
     }
     AsyncWait *w = PyMem_Malloc(sizeof *w);
     if (w == NULL) return PyErr_NoMemory();
-    w->future = future;
+    PyObject *future = PyObject_CallMethodNoArgs(args[3], str_create_future);
+    if (future == NULL) {
+        PyMem_Free(w);
+        return NULL;
+    }
+    PyObject *handle = PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)w);
+    PyObject *pair = handle == NULL ? NULL : PyTuple_Pack(2, future, handle);
+    Py_XDECREF(handle);
+    if (pair == NULL) {
+        Py_DECREF(future);
+        PyMem_Free(w);
+        return NULL;
+    }
+    w->future = future; /* the reference from create_future */
     w->sem = self;
     w->n = n;
     int status = sem_acquire_notify(self->sem, n, deadline, ((NotifierObject *)notifier)->nt, w,
                                     &w->ticket);
     if (status != SEM_PENDING) {
+        Py_DECREF(pair);
+        Py_DECREF(future);
         PyMem_Free(w);
         if (status == SEM_OK) Py_RETURN_TRUE;
         if (status == SEM_TIMEDOUT) Py_RETURN_FALSE;
         if (status == SEM_ENOMEM) return PyErr_NoMemory();
         return status_error(status);
     }
-    Py_INCREF(future);
     Py_INCREF((PyObject *)self);
     self->busy++; /* __init__ must not replace the semaphore under it */
-    return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)w);
+    return pair;
 }
 
 /* _release_here(notifier): a release made inside the notifier's loop, on
@@ -588,7 +653,7 @@ static PyMethodDef Sem_methods[] = {
     {"shutdown", (PyCFunction)Sem_shutdown, METH_NOARGS,
      "Blocked and later acquires raise ClosedError; releases keep working."},
     {"drain", (PyCFunction)Sem_drain, METH_NOARGS, "Takes every free permit; returns how many."},
-    {"_acquire_notify", (PyCFunction)Sem_acquire_notify, METH_VARARGS, NULL},
+    {"_acquire_notify", (PyCFunction)(void (*)(void))Sem_acquire_notify, METH_FASTCALL, NULL},
     {"_cancel", (PyCFunction)Sem_cancel, METH_O, NULL},
     {"_release_here", (PyCFunction)Sem_release_here, METH_O, NULL},
     {NULL, NULL, 0, NULL},
@@ -638,7 +703,10 @@ PyMODINIT_FUNC PyInit__rsem(void) {
     str_cancelled = PyUnicode_InternFromString("cancelled");
     str_set_result = PyUnicode_InternFromString("set_result");
     str_set_exception = PyUnicode_InternFromString("set_exception");
-    if (str_cancelled == NULL || str_set_result == NULL || str_set_exception == NULL) return NULL;
+    str_create_future = PyUnicode_InternFromString("create_future");
+    if (str_cancelled == NULL || str_set_result == NULL || str_set_exception == NULL ||
+        str_create_future == NULL)
+        return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     ClosedError = PyErr_NewExceptionWithDoc("rsem.ClosedError",
