@@ -21,6 +21,7 @@ const PROGRAMS: &[&str] = &[
     "async_acquire",
     "cancel",
     "contention",
+    "example_epoll_loop",
     "fifo",
     "fork",
     "free_after_acquire",
@@ -263,6 +264,11 @@ fn api_basic() {
 #[test]
 fn contention() {
     check("contention");
+}
+
+#[test]
+fn example_epoll_loop() {
+    check("example_epoll_loop");
 }
 
 #[test]
