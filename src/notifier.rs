@@ -184,31 +184,40 @@ impl Notifier {
             clear(self.read_fd);
             self.signalled.swap(false, AcqRel);
         }
-        // Acquire: pairs with `push`'s Release.
+        // Acquire: pairs with `push`'s Release. The list is newest first:
+        // reverse it in place (no allocation on the common path).
         let mut p = self.head.swap(ptr::null_mut(), Acquire);
-        let mut fresh = Vec::new();
+        let mut oldest: *mut Completion = ptr::null_mut();
         while !p.is_null() {
-            fresh.push(Backlogged(p));
-            // SAFETY: a queued completion is live until drained.
-            p = unsafe { (*p).next_done.load(Relaxed) };
+            // SAFETY: a queued completion is live until drained, and only
+            // this drain (under the backlog's mutex) touches it now.
+            unsafe {
+                let next = (*p).next_done.load(Relaxed);
+                (*p).next_done.store(oldest, Relaxed);
+                oldest = p;
+                p = next;
+            }
         }
-        backlog.extend(fresh.into_iter().rev());
+        // What an earlier drain had no room for comes first.
+        let capacity = out.len();
         let mut taken = 0;
-        while taken < out.len() {
+        while taken < capacity {
             let Some(Backlogged(c)) = backlog.pop_front() else {
                 break;
             };
-            // SAFETY: live until handed out here; not touched after.
-            let (ctx, ticket, status) = unsafe {
-                let (ctx, ticket) = (*c).parts();
-                (ctx, ticket, (*c).status.load(Relaxed))
-            };
-            out[taken] = Done {
-                ticket,
-                ctx,
-                status,
-            };
+            out[taken] = Self::done(c);
             taken += 1;
+        }
+        while !oldest.is_null() {
+            // SAFETY: as above.
+            let next = unsafe { (*oldest).next_done.load(Relaxed) };
+            if taken < capacity && backlog.is_empty() {
+                out[taken] = Self::done(oldest);
+                taken += 1;
+            } else {
+                backlog.push_back(Backlogged(oldest));
+            }
+            oldest = next;
         }
         if !backlog.is_empty() && !self.signalled.swap(true, AcqRel) {
             // Come back for the rest.
@@ -216,6 +225,23 @@ impl Notifier {
         }
         self.pending.fetch_sub(taken as u64, AcqRel);
         taken
+    }
+}
+
+impl Notifier {
+    /// What a drain hands out for the completion `c`, which it then never
+    /// touches again.
+    fn done(c: *const Completion) -> Done {
+        // SAFETY: a queued completion is live until handed out.
+        let (ctx, ticket, status) = unsafe {
+            let (ctx, ticket) = (*c).parts();
+            (ctx, ticket, (*c).status.load(Relaxed))
+        };
+        Done {
+            ticket,
+            ctx,
+            status,
+        }
     }
 }
 

@@ -428,25 +428,39 @@ static PyObject *str_cancelled, *str_set_result, *str_set_exception;
 
 static int resolve(AsyncWait *w, int status) {
     int rc = 0;
-    PyObject *r = NULL;
-    int cancelled = 0;
-    PyObject *c = PyObject_CallMethodNoArgs(w->future, str_cancelled);
-    if (c == NULL) return -1;
-    cancelled = PyObject_IsTrue(c);
-    Py_DECREF(c);
-    if (cancelled) {
-        if (status == SEM_OK) sem_release_n(w->sem->sem, w->n);
-    } else if (status == SEM_OK || status == SEM_TIMEDOUT) {
+    PyObject *r;
+    /* Resolve first and ask whether the future was cancelled only if that
+     * fails (one call instead of two on the common path). */
+    if (status == SEM_OK || status == SEM_TIMEDOUT) {
         r = PyObject_CallMethodOneArg(w->future, str_set_result,
                                       status == SEM_OK ? Py_True : Py_False);
     } else {
         PyObject *e = status == SEM_ECLOSED
                           ? PyObject_CallFunction(ClosedError, "s", "semaphore was shut down")
                           : PyObject_CallFunction(PyExc_RuntimeError, "s", "acquire withdrawn");
-        if (e != NULL) r = PyObject_CallMethodOneArg(w->future, str_set_exception, e);
+        r = e == NULL ? NULL : PyObject_CallMethodOneArg(w->future, str_set_exception, e);
         Py_XDECREF(e);
     }
-    if (!cancelled && r == NULL) rc = -1;
+    if (r == NULL) {
+        /* A cancelled future (its task was cancelled) refuses a result:
+         * nothing to resolve, and permits granted to it go back. */
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        PyObject *c = PyObject_CallMethodNoArgs(w->future, str_cancelled);
+        int cancelled = c != NULL && PyObject_IsTrue(c) == 1;
+        Py_XDECREF(c);
+        if (cancelled) {
+            PyErr_Clear();
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(tb);
+            if (status == SEM_OK) sem_release_n(w->sem->sem, w->n);
+        } else {
+            PyErr_Clear();
+            PyErr_Restore(type, value, tb);
+            rc = -1;
+        }
+    }
     Py_XDECREF(r);
     w->sem->busy--;
     Py_DECREF(w->future);
@@ -510,6 +524,12 @@ static PyObject *Sem_acquire_notify(SemObject *self, PyObject *const *args, Py_s
     if (deadline == -1 && PyErr_Occurred()) return NULL;
     PyObject *notifier = args[2];
     if (!ready(self)) return NULL;
+    /* Free now: nothing to allocate (the common case of `async with`). */
+    if (n >= 1 && n <= sem_max(self->sem)) {
+        int now = n == 1 ? sem_try_acquire(self->sem) : sem_acquire_many(self->sem, n, 0.0);
+        if (now == SEM_OK) Py_RETURN_TRUE;
+        if (now == SEM_ECLOSED) return status_error(now);
+    }
     if (n < 1 || n > sem_max(self->sem)) {
         PyErr_SetString(PyExc_ValueError, "n must be between 1 and the semaphore's maximum");
         return NULL;
