@@ -1,16 +1,79 @@
 //! The committed header must be exactly what cbindgen generates from the
-//! sources (build.rs writes it to OUT_DIR on every build).
+//! sources. It is generated here, not by build.rs, so that ordinary builds
+//! do not compile cbindgen; `RSEM_WRITE_HEADER=1 cargo test --test header`
+//! rewrites `include/rsem.h`.
+
+use std::path::Path;
+
+/// What cbindgen makes of the sources, tidied (see `tidy_header`).
+fn generated_header() -> String {
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
+        .expect("cbindgen.toml is readable and valid");
+    let mut raw = Vec::new();
+    cbindgen::Builder::new()
+        .with_crate(crate_dir)
+        .with_config(config)
+        .generate()
+        .expect("cbindgen generates the header")
+        .write(&mut raw);
+    tidy_header(&String::from_utf8(raw).expect("cbindgen writes UTF-8"))
+}
 
 #[test]
 fn committed_header_matches_cbindgen() {
-    let generated = include_str!(concat!(env!("OUT_DIR"), "/rsem.h"));
+    let generated = generated_header();
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/include/rsem.h");
+    if std::env::var_os("RSEM_WRITE_HEADER").is_some_and(|v| v == "1") {
+        std::fs::write(path, &generated).expect("include/rsem.h is writable");
+    }
     let committed = std::fs::read_to_string(path).expect("include/rsem.h exists");
     assert!(
         committed == generated,
-        "include/rsem.h is out of date: regenerate it with `RSEM_WRITE_HEADER=1 cargo build` \
-         and commit the result"
+        "include/rsem.h is out of date: regenerate it with \
+         `RSEM_WRITE_HEADER=1 cargo test --test header` and commit the result"
     );
+}
+
+/// Makes cbindgen's output clean C89 and safe to use: negative integer
+/// macros get parentheses (`#define SEM_EINVAL (-1)`, so that
+/// `x-SEM_EINVAL` still parses), 64-bit constants get `INT64_C` so their
+/// type is `int64_t` on every platform, and `//` comments on preprocessor
+/// lines become `/* */`.
+fn tidy_header(header: &str) -> String {
+    const INT64_CONSTANTS: &[&str] = &["SEM_COUNT_MAX"];
+    let mut out = String::with_capacity(header.len() + 64);
+    for line in header.lines() {
+        // cbindgen ends `#endif` lines with `// ...` comments, which C89
+        // does not have (`-std=c89 -pedantic` warns): make them `/* */`.
+        if let Some((directive, comment)) = line.split_once("//")
+            && directive.starts_with('#')
+        {
+            out.push_str(&format!("{directive}/* {} */\n", comment.trim()));
+            continue;
+        }
+        let mut words = line.splitn(3, ' ');
+        let (Some("#define"), Some(name), Some(value)) = (words.next(), words.next(), words.next())
+        else {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        };
+        let is_integer = value
+            .strip_prefix('-')
+            .unwrap_or(value)
+            .bytes()
+            .all(|b| b.is_ascii_digit());
+        if is_integer && INT64_CONSTANTS.contains(&name) {
+            out.push_str(&format!("#define {name} INT64_C({value})\n"));
+        } else if is_integer && value.starts_with('-') {
+            out.push_str(&format!("#define {name} ({value})\n"));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 /// The header without its comments (which may mention POSIX names).
