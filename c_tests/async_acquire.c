@@ -3,10 +3,10 @@
  * sem_cancel won, never touched after), one queue shared with blocked
  * threads, bad input, and a stress run that checks conservation of permits
  * and that no pending ticket is left while it could be served. */
+#include "test_util.h" /* first: it sets the feature-test macros */
+
 #include <stdatomic.h>
 #include <string.h>
-
-#include "test_util.h"
 
 /* What a callback saw; one per ticket. */
 typedef struct {
