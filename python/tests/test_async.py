@@ -213,3 +213,34 @@ def test_a_blocked_thread_and_a_task_are_served_in_arrival_order():
     run(main())
     t.join()
     assert order == ["thread", "task"]
+
+
+def test_a_late_cancel_never_withdraws_another_tasks_request():
+    # Review finding: a task is cancelled, then its (granted) completion is
+    # drained before the task runs again; the task's cancel must not reach
+    # the acquire that now reuses its memory.
+    async def main():
+        s = rsem.Semaphore(0)
+        for _ in range(50):
+            task = asyncio.ensure_future(s.acquire_async())
+            while s.waiters == 0:
+                await asyncio.sleep(0)
+            task.cancel()              # its future is cancelled now
+            s.release()                # granted to it...
+            rsem._loop_notifier().drain()  # ...and drained: the permit goes back
+            assert s.value == 1 and s.acquire(False)
+            # Other acquires queue before the cancelled task runs again
+            # (submitted directly, as a task's first step would): one of
+            # them gets the memory the drained one had.
+            loop = asyncio.get_running_loop()
+            nt = rsem._loop_notifier()
+            others = [s._acquire_notify(1, (1 << 63) - 1, nt, loop)[0] for _ in range(5)]
+            assert s.waiters == 5
+            with pytest.raises(asyncio.CancelledError):
+                await task             # its late cancel finds nothing
+            assert s.waiters == 5 and not any(o.done() for o in others)
+            s.release(5)
+            rsem._loop_notifier().drain()
+            assert [o.result() for o in others] == [True] * 5
+
+    run(main())

@@ -34,7 +34,9 @@ _FOREVER = (1 << 63) - 1
 # One notifier per event loop: its descriptor is registered with the loop's
 # add_reader, and its drain() resolves the futures of completed acquires.
 _notifiers = weakref.WeakKeyDictionary()
-_last = [None, None]  # the last (loop, notifier) looked up
+# The last (loop, notifier) looked up: one tuple, read once and replaced
+# whole, so that threads running loops of their own never mix two pairs.
+_last = (None, None)
 
 
 def _notifier(loop):
@@ -43,16 +45,24 @@ def _notifier(loop):
         nt = _rsem.Notifier()
         loop.add_reader(nt.fileno(), nt.drain)
         _notifiers[loop] = nt
-        _last[:] = [loop, nt]
+    _remember(loop, nt)
     return nt
+
+
+def _remember(loop, nt):
+    global _last
+    _last = (loop, nt)
 
 
 def _loop_notifier():
     """The running loop's notifier, if it has one."""
     loop = _get_running_loop()
-    if _last[0] is not loop:
-        _last[:] = [loop, _notifiers.get(loop)]
-    return _last[1]
+    last = _last
+    if last[0] is loop:
+        return last[1]
+    nt = _notifiers.get(loop)
+    _remember(loop, nt)
+    return nt
 
 
 def _deadline(timeout):
@@ -89,7 +99,8 @@ class _Async:
     async def _wait(self, n, deadline):
         """Queues an acquire of n (the try failed) and awaits it."""
         loop = _get_running_loop()
-        nt = _last[1] if _last[0] is loop else _loop_notifier()
+        last = _last
+        nt = last[1] if last[0] is loop else _loop_notifier()
         queued = self._acquire_notify(n, deadline, nt or _notifier(loop), loop)
         if queued is True or queued is False:
             return queued
@@ -110,7 +121,8 @@ class _Async:
         if self.acquire(False):
             return
         loop = _get_running_loop()
-        nt = _last[1] if _last[0] is loop else _loop_notifier()
+        last = _last
+        nt = last[1] if last[0] is loop else _loop_notifier()
         queued = self._acquire_notify(1, _FOREVER, nt or _notifier(loop), loop)
         if queued is True:
             return
@@ -125,8 +137,8 @@ class _Async:
             raise
 
     async def __aexit__(self, *exc):
-        nt = _last[1]
-        if nt is not None and _last[0] is _get_running_loop():
+        loop, nt = _last
+        if nt is not None and loop is _get_running_loop():
             # Tasks of this loop that the release serves are resolved now,
             # with no system call and no extra turn of the loop.
             self._release_here(nt)

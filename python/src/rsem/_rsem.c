@@ -385,13 +385,24 @@ static PyObject *Sem_exit(SemObject *self, PyObject *args) {
 /* ---- asyncio: a notifier per event loop -------------------------------- */
 
 /* A pending acquire of an asyncio task: the ticket, the future to resolve
- * and the semaphore (both owned references, dropped when drained). */
+ * and the semaphore (owned references, dropped when drained). Its memory is
+ * owned by a capsule (the handle _cancel takes), so it outlives the drain
+ * while the waiting coroutine still holds the handle: a late _cancel then
+ * sees `drained` instead of an address another ticket may have reused. */
 typedef struct {
     rsem_ticket ticket;
     PyObject *future;
     SemObject *sem;
     int64_t n;
+    int drained;
+    PyObject *capsule; /* the pending acquire's reference to its handle */
 } AsyncWait;
+
+static const char WAIT_CAPSULE[] = "rsem._AsyncWait";
+
+static void free_async_wait(PyObject *capsule) {
+    PyMem_Free(PyCapsule_GetPointer(capsule, WAIT_CAPSULE));
+}
 
 typedef struct {
     PyObject_HEAD
@@ -463,9 +474,10 @@ static int resolve(AsyncWait *w, int status) {
     }
     Py_XDECREF(r);
     w->sem->busy--;
-    Py_DECREF(w->future);
-    Py_DECREF((PyObject *)w->sem);
-    PyMem_Free(w);
+    w->drained = 1;
+    Py_CLEAR(w->future);
+    Py_CLEAR(w->sem);
+    Py_DECREF(w->capsule); /* last: may free `w` */
     return rc;
 }
 
@@ -536,28 +548,29 @@ static PyObject *Sem_acquire_notify(SemObject *self, PyObject *const *args, Py_s
     }
     AsyncWait *w = PyMem_Malloc(sizeof *w);
     if (w == NULL) return PyErr_NoMemory();
-    PyObject *future = PyObject_CallMethodNoArgs(args[3], str_create_future);
-    if (future == NULL) {
+    PyObject *capsule = PyCapsule_New(w, WAIT_CAPSULE, free_async_wait);
+    if (capsule == NULL) {
         PyMem_Free(w);
         return NULL;
     }
-    PyObject *handle = PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)w);
-    PyObject *pair = handle == NULL ? NULL : PyTuple_Pack(2, future, handle);
-    Py_XDECREF(handle);
+    PyObject *future = PyObject_CallMethodNoArgs(args[3], str_create_future);
+    PyObject *pair = future == NULL ? NULL : PyTuple_Pack(2, future, capsule);
     if (pair == NULL) {
-        Py_DECREF(future);
-        PyMem_Free(w);
+        Py_XDECREF(future);
+        Py_DECREF(capsule); /* frees `w` */
         return NULL;
     }
     w->future = future; /* the reference from create_future */
     w->sem = self;
     w->n = n;
+    w->drained = 0;
+    w->capsule = capsule; /* its creation reference: dropped when drained */
     int status = sem_acquire_notify(self->sem, n, deadline, ((NotifierObject *)notifier)->nt, w,
                                     &w->ticket);
     if (status != SEM_PENDING) {
         Py_DECREF(pair);
         Py_DECREF(future);
-        PyMem_Free(w);
+        Py_DECREF(capsule); /* frees `w` */
         if (status == SEM_OK) Py_RETURN_TRUE;
         if (status == SEM_TIMEDOUT) Py_RETURN_FALSE;
         if (status == SEM_ENOMEM) return PyErr_NoMemory();
@@ -593,14 +606,14 @@ static PyObject *Sem_release_here(SemObject *self, PyObject *notifier) {
     return r;
 }
 
-/* _cancel(handle) -> status of sem_cancel. Only for a handle whose
- * completion has not been drained (the caller checks: its future is not
- * done), so the ticket memory is still ours. */
+/* _cancel(handle) -> status of sem_cancel, or SEM_ENOTPENDING once the
+ * completion was drained (the handle keeps the memory alive, so the ticket
+ * address cannot belong to another acquire meanwhile). */
 static PyObject *Sem_cancel(SemObject *self, PyObject *arg) {
-    unsigned long long h = PyLong_AsUnsignedLongLong(arg);
-    if (h == (unsigned long long)-1 && PyErr_Occurred()) return NULL;
+    AsyncWait *w = PyCapsule_GetPointer(arg, WAIT_CAPSULE);
+    if (w == NULL) return NULL;
     if (!ready(self)) return NULL;
-    AsyncWait *w = (AsyncWait *)(uintptr_t)h;
+    if (w->drained) return PyLong_FromLong(SEM_ENOTPENDING);
     return PyLong_FromLong(sem_cancel(self->sem, &w->ticket));
 }
 
