@@ -245,8 +245,13 @@ RSEM_API rsem_semaphore *sem_new_ex(int64_t value, int64_t max, uint32_t flags);
  * returned may free it at once, even while the release that woke it is still
  * returning (call `sem_shutdown` first to get blocked threads out).
  * Pending async acquires (`sem_acquire_async`, `sem_acquire_notify`) are
- * legal here: each is completed with `SEM_ECLOSED` before the memory goes
- * (callbacks run on this thread, inside this call).
+ * legal here: each is completed with `SEM_ECLOSED` before this returns
+ * (callbacks run on this thread, inside this call; notifier completions
+ * are queued, and their tickets stay rsem's until drained), except those
+ * rsem's timer thread had already dequeued: their `SEM_TIMEDOUT`
+ * completions are delivered on that thread, and this call waits for them.
+ * Do not call it from a callback that the timer thread runs for another
+ * semaphore while that callback waits for this thread.
  *
  * # Safety
  * `sem` must be NULL or a handle returned by `sem_new*` that has not been
@@ -379,7 +384,8 @@ RSEM_API int sem_acquire_until(rsem_semaphore *sem, int64_t n, int64_t deadline_
  *
  * A release that serves pending async acquires delivers their completions
  * before it returns (callbacks run on this thread; see
- * `sem_acquire_async`).
+ * `sem_acquire_async`), unless another call holds the queue lock: then it
+ * only adds its permits, and that call serves them and delivers.
  *
  * Async-signal-safe on Linux, as POSIX `sem_post`: it may be called from a
  * signal handler, even one that interrupted an rsem call on the same
@@ -532,17 +538,22 @@ RSEM_API int64_t sem_clock_ns(void);
  * Returns `SEM_OK` (acquired now), `SEM_PENDING` (queued; the callback
  * will come), `SEM_TIMEDOUT` (deadline already passed), `SEM_ECLOSED`
  * (shut down), `SEM_EINVAL` (NULL `sem`, `callback` or `ticket`; `n` below
- * 1 or above `sem_max(sem)`), or `SEM_ENOMEM` (a deadline was given and the
- * timer thread that keeps deadlines could not be started). Only
- * `SEM_PENDING` is followed by a callback.
+ * 1 or above `sem_max(sem)`), or `SEM_ENOMEM` (the request had to wait and
+ * rsem's timer thread, which the first such request in the process starts,
+ * could not be started; nothing was queued). Only `SEM_PENDING` is followed
+ * by a callback.
  *
  * The callback runs on the thread that completed the request, after rsem
  * released its locks, inside whichever rsem call on this semaphore served
  * or ended it: a release, `sem_shutdown`, `sem_cancel`, `sem_free`, but
- * also an acquire (blocking, timed or async) that timed out or gave its
- * place up and so let the queue move, or rsem's timer thread (deadlines).
- * So do not hold a lock of your own around rsem calls that the callback
- * also takes. Completions made by one call are delivered in queue order.
+ * also any call that takes the semaphore's queue lock while a release
+ * leaves it permits (a release that finds the lock taken only deposits
+ * them, and the holder serves them): acquires of any kind, including
+ * another `sem_acquire_async`; or rsem's timer thread (deadlines). So do
+ * not hold a lock of your own around rsem calls that a callback also takes,
+ * and do not block in a callback: on the timer thread that would hold up
+ * the deadlines of every semaphore. Completions made by one call are
+ * delivered in the order they were dequeued.
  * The callback may call any rsem function, and free the ticket, but must
  * not block for long: it holds up that thread. From a release made in a
  * signal handler, it runs in that handler. Event loops that must not be
@@ -554,9 +565,10 @@ RSEM_API int64_t sem_clock_ns(void);
  * started. A ticket may be reused after that.
  *
  * Thread-safety: may be called from any thread, not from a signal handler
- * (it may wait for the queue lock). It never blocks otherwise. The
- * callback may even run, on another thread, before this call returns
- * `SEM_PENDING`.
+ * (it may wait for the queue lock). It never blocks otherwise, but it may
+ * run other requests' callbacks (above). This request's callback may even
+ * run, on another thread, before this call returns `SEM_PENDING`, never
+ * inside it.
  *
  * # Safety
  * `sem` must be NULL or a live handle; `ticket` NULL or valid for writes of
@@ -583,8 +595,9 @@ int sem_acquire_async(rsem_semaphore *sem,
  * by a completion.
  *
  * Ownership: as `sem_acquire_async`, until `sem_notifier_drain` returned
- * the completion. Completing is async-signal-safe here (a compare-and-swap
- * and a `write`), so a release in a signal handler may complete it.
+ * the completion. Completing is async-signal-safe here on Linux (a
+ * compare-and-swap and a `write`), so a release in a signal handler may
+ * complete it.
  *
  * Thread-safety: as `sem_acquire_async`.
  *
@@ -632,8 +645,8 @@ RSEM_API int sem_cancel(rsem_semaphore *sem, const rsem_ticket *ticket);
  * pipe on other Unix systems; see `sem_notifier_fd`).
  *
  * Returns a new notifier, owned by the caller and freed with
- * `sem_notifier_free`; or NULL with errno set (`EMFILE`, `ENOMEM`, ...) if
- * the descriptor or memory could not be had.
+ * `sem_notifier_free`; or NULL with errno set (`EMFILE`, `ENFILE`, ...) if
+ * the descriptor could not be made.
  *
  * Thread-safety: may be called from any thread. A notifier belongs to the
  * process that made it: do not use it in a `fork()`ed child.
@@ -703,10 +716,11 @@ RSEM_API int sem_notifier_quiet(rsem_notifier *notifier, int quiet);
 /**
  * Frees a notifier and closes its descriptor.
  *
- * Returns `SEM_OK`; `SEM_EBUSY` if acquires submitted with it have not had
- * their completions drained yet, or a thread is still finishing queuing one
- * (for a moment after the drain that took it); nothing is freed: cancel or
- * drain, then try again; `SEM_EINVAL` if `notifier` is NULL.
+ * Returns `SEM_OK`; `SEM_EBUSY` if acquires submitted with it are still
+ * queued or have completions not yet drained, or a thread is still
+ * finishing queuing one (for a moment after the drain that took it);
+ * nothing is freed: cancel or drain, then try again; `SEM_EINVAL` if
+ * `notifier` is NULL.
  *
  * Thread-safety: must not race other calls on the same notifier.
  *

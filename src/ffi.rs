@@ -151,8 +151,13 @@ pub unsafe extern "C" fn sem_new_ex(value: i64, max: i64, flags: u32) -> *mut Se
 /// returned may free it at once, even while the release that woke it is still
 /// returning (call `sem_shutdown` first to get blocked threads out).
 /// Pending async acquires (`sem_acquire_async`, `sem_acquire_notify`) are
-/// legal here: each is completed with `SEM_ECLOSED` before the memory goes
-/// (callbacks run on this thread, inside this call).
+/// legal here: each is completed with `SEM_ECLOSED` before this returns
+/// (callbacks run on this thread, inside this call; notifier completions
+/// are queued, and their tickets stay rsem's until drained), except those
+/// rsem's timer thread had already dequeued: their `SEM_TIMEDOUT`
+/// completions are delivered on that thread, and this call waits for them.
+/// Do not call it from a callback that the timer thread runs for another
+/// semaphore while that callback waits for this thread.
 ///
 /// # Safety
 /// `sem` must be NULL or a handle returned by `sem_new*` that has not been
@@ -376,7 +381,8 @@ pub(crate) fn permits_to_acquire(s: &Semaphore, n: i64) -> Option<u64> {
 ///
 /// A release that serves pending async acquires delivers their completions
 /// before it returns (callbacks run on this thread; see
-/// `sem_acquire_async`).
+/// `sem_acquire_async`), unless another call holds the queue lock: then it
+/// only adds its permits, and that call serves them and delivers.
 ///
 /// Async-signal-safe on Linux, as POSIX `sem_post`: it may be called from a
 /// signal handler, even one that interrupted an rsem call on the same

@@ -44,6 +44,10 @@ unsafe fn submit(
         return SEM_EINVAL;
     };
     let wait = deadline::from_deadline_ns(deadline_ns);
+    // Free now: no timer needed.
+    if s.try_acquire(n).is_ok() {
+        return SEM_OK;
+    }
     // Every semaphore with async waiters is swept by the timer thread: for
     // deadlines, and for holds that only async waiters are behind.
     #[cfg(not(loom))]
@@ -84,17 +88,22 @@ unsafe fn submit(
 /// Returns `SEM_OK` (acquired now), `SEM_PENDING` (queued; the callback
 /// will come), `SEM_TIMEDOUT` (deadline already passed), `SEM_ECLOSED`
 /// (shut down), `SEM_EINVAL` (NULL `sem`, `callback` or `ticket`; `n` below
-/// 1 or above `sem_max(sem)`), or `SEM_ENOMEM` (a deadline was given and the
-/// timer thread that keeps deadlines could not be started). Only
-/// `SEM_PENDING` is followed by a callback.
+/// 1 or above `sem_max(sem)`), or `SEM_ENOMEM` (the request had to wait and
+/// rsem's timer thread, which the first such request in the process starts,
+/// could not be started; nothing was queued). Only `SEM_PENDING` is followed
+/// by a callback.
 ///
 /// The callback runs on the thread that completed the request, after rsem
 /// released its locks, inside whichever rsem call on this semaphore served
 /// or ended it: a release, `sem_shutdown`, `sem_cancel`, `sem_free`, but
-/// also an acquire (blocking, timed or async) that timed out or gave its
-/// place up and so let the queue move, or rsem's timer thread (deadlines).
-/// So do not hold a lock of your own around rsem calls that the callback
-/// also takes. Completions made by one call are delivered in queue order.
+/// also any call that takes the semaphore's queue lock while a release
+/// leaves it permits (a release that finds the lock taken only deposits
+/// them, and the holder serves them): acquires of any kind, including
+/// another `sem_acquire_async`; or rsem's timer thread (deadlines). So do
+/// not hold a lock of your own around rsem calls that a callback also takes,
+/// and do not block in a callback: on the timer thread that would hold up
+/// the deadlines of every semaphore. Completions made by one call are
+/// delivered in the order they were dequeued.
 /// The callback may call any rsem function, and free the ticket, but must
 /// not block for long: it holds up that thread. From a release made in a
 /// signal handler, it runs in that handler. Event loops that must not be
@@ -106,9 +115,10 @@ unsafe fn submit(
 /// started. A ticket may be reused after that.
 ///
 /// Thread-safety: may be called from any thread, not from a signal handler
-/// (it may wait for the queue lock). It never blocks otherwise. The
-/// callback may even run, on another thread, before this call returns
-/// `SEM_PENDING`.
+/// (it may wait for the queue lock). It never blocks otherwise, but it may
+/// run other requests' callbacks (above). This request's callback may even
+/// run, on another thread, before this call returns `SEM_PENDING`, never
+/// inside it.
 ///
 /// # Safety
 /// `sem` must be NULL or a live handle; `ticket` NULL or valid for writes of
@@ -146,8 +156,9 @@ pub unsafe extern "C" fn sem_acquire_async(
 /// by a completion.
 ///
 /// Ownership: as `sem_acquire_async`, until `sem_notifier_drain` returned
-/// the completion. Completing is async-signal-safe here (a compare-and-swap
-/// and a `write`), so a release in a signal handler may complete it.
+/// the completion. Completing is async-signal-safe here on Linux (a
+/// compare-and-swap and a `write`), so a release in a signal handler may
+/// complete it.
 ///
 /// Thread-safety: as `sem_acquire_async`.
 ///
@@ -225,8 +236,8 @@ pub unsafe extern "C" fn sem_cancel(sem: *mut Semaphore, ticket: *const Ticket) 
 /// pipe on other Unix systems; see `sem_notifier_fd`).
 ///
 /// Returns a new notifier, owned by the caller and freed with
-/// `sem_notifier_free`; or NULL with errno set (`EMFILE`, `ENOMEM`, ...) if
-/// the descriptor or memory could not be had.
+/// `sem_notifier_free`; or NULL with errno set (`EMFILE`, `ENFILE`, ...) if
+/// the descriptor could not be made.
 ///
 /// Thread-safety: may be called from any thread. A notifier belongs to the
 /// process that made it: do not use it in a `fork()`ed child.
@@ -333,10 +344,11 @@ pub unsafe extern "C" fn sem_notifier_quiet(notifier: *mut Notifier, quiet: c_in
 
 /// Frees a notifier and closes its descriptor.
 ///
-/// Returns `SEM_OK`; `SEM_EBUSY` if acquires submitted with it have not had
-/// their completions drained yet, or a thread is still finishing queuing one
-/// (for a moment after the drain that took it); nothing is freed: cancel or
-/// drain, then try again; `SEM_EINVAL` if `notifier` is NULL.
+/// Returns `SEM_OK`; `SEM_EBUSY` if acquires submitted with it are still
+/// queued or have completions not yet drained, or a thread is still
+/// finishing queuing one (for a moment after the drain that took it);
+/// nothing is freed: cancel or drain, then try again; `SEM_EINVAL` if
+/// `notifier` is NULL.
 ///
 /// Thread-safety: must not race other calls on the same notifier.
 ///

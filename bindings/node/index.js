@@ -104,7 +104,7 @@ function watch() {
   if (polling || pending.size === 0) return;
   polling = true;
   const pfd = { fd: c.notifier_fd(notifier), events: POLLIN, revents: 0 };
-  poll.async(pfd, 1, 1000, () => {
+  poll.async(pfd, 1, 200, () => {
     polling = false;
     drain();
     watch();
