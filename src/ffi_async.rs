@@ -26,6 +26,21 @@ use crate::status::{
     SEM_EBUSY, SEM_EINVAL, SEM_ENOMEM, SEM_ENOTPENDING, SEM_OK, SEM_PENDING, acquire_code,
 };
 
+/// Registers `s` with the timer thread (starting it if need be) before an
+/// acquire that may wait: every semaphore with async waiters is swept by it,
+/// for deadlines, and for holds that only async waiters are behind. False if
+/// the thread could not be started.
+#[cfg(not(loom))]
+fn timer_keeps(s: &Semaphore, wait: Wait) -> bool {
+    wait == Wait::Never || crate::timer::register(s)
+}
+
+/// Loom models have no timer thread (they call `expire` themselves).
+#[cfg(loom)]
+fn timer_keeps(_s: &Semaphore, _wait: Wait) -> bool {
+    true
+}
+
 /// Submits an async acquire (both front ends): validates, registers a
 /// deadline with the timer thread, queues.
 ///
@@ -48,10 +63,7 @@ unsafe fn submit(
     if s.try_acquire(n).is_ok() {
         return SEM_OK;
     }
-    // Every semaphore with async waiters is swept by the timer thread: for
-    // deadlines, and for holds that only async waiters are behind.
-    #[cfg(not(loom))]
-    if wait != Wait::Never && !crate::timer::register(s) {
+    if !timer_keeps(s, wait) {
         return SEM_ENOMEM;
     }
     let completion = Completion::new(how, ctx, ticket);

@@ -49,10 +49,10 @@ mod registry {
     use super::*;
     use core::ptr;
     use core::sync::atomic::AtomicBool;
-    use core::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+    use core::sync::atomic::Ordering::Relaxed;
 
     /// The registry's lock.
-    static LOCKED: AtomicBool = AtomicBool::new(false);
+    static LOCKED: crate::spin::SpinLock = crate::spin::SpinLock::new();
     /// The first registered semaphore (under the lock).
     static HEAD: AtomicPtr<Semaphore> = AtomicPtr::new(ptr::null_mut());
     /// Whether the fork handlers are installed.
@@ -94,16 +94,11 @@ mod registry {
     }
 
     fn lock() {
-        while LOCKED
-            .compare_exchange_weak(false, true, Acquire, Relaxed)
-            .is_err()
-        {
-            std::thread::yield_now();
-        }
+        LOCKED.lock();
     }
 
     fn unlock() {
-        LOCKED.store(false, Release);
+        LOCKED.unlock();
     }
 
     /// Adds `sem` to the registry.

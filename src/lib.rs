@@ -16,6 +16,7 @@
 //! | `parking`   | where a blocked thread sleeps (futex; parking_lot_core)   |
 //! | `fork`      | a forked child's semaphores: the parent's waiters dropped |
 //! | `oracle`    | the liveness property, checked by tests                   |
+//! | `spin`      | the spin lock of the process-wide registries              |
 //! | `errno`     | setting C's `errno`                                       |
 //! | `panic`     | the panic boundary                                        |
 
@@ -31,6 +32,7 @@ mod panic;
 mod parking;
 mod policy;
 mod semaphore;
+mod spin;
 pub mod status;
 #[cfg(not(loom))]
 mod timer;

@@ -121,59 +121,9 @@ impl Parker {
     /// Sleeps while the word is 0, until `deadline` at the latest. Returns
     /// false once the deadline has passed; true otherwise (woken, or
     /// spuriously: the caller re-reads [`Parker::value`]).
-    #[cfg(all(target_os = "linux", not(loom)))]
+    #[cfg(not(loom))]
     pub(crate) fn sleep(&self, deadline: Option<Instant>, _clock: &Clock) -> bool {
-        let timeout = match deadline {
-            None => None,
-            Some(at) => {
-                let left = at.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return false;
-                }
-                Some(libc::timespec {
-                    tv_sec: libc::time_t::try_from(left.as_secs()).unwrap_or(libc::time_t::MAX),
-                    tv_nsec: left.subsec_nanos().into(),
-                })
-            }
-        };
-        let ts = timeout
-            .as_ref()
-            .map_or(core::ptr::null(), |t| t as *const libc::timespec);
-        // SAFETY: FUTEX_WAIT reads the 32-bit word at the given address,
-        // which is this parker's live `AtomicU32` (same size and alignment
-        // as u32), and the timespec (or NULL) that lives across the call.
-        // It only sleeps while the word still holds 0; EINTR, EAGAIN and
-        // ETIMEDOUT all return to the caller, who re-checks.
-        unsafe {
-            libc::syscall(
-                libc::SYS_futex,
-                self.word.as_ptr(),
-                libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-                0u32,
-                ts,
-            );
-        }
-        true
-    }
-
-    #[cfg(all(not(target_os = "linux"), not(loom)))]
-    pub(crate) fn sleep(&self, deadline: Option<Instant>, _clock: &Clock) -> bool {
-        use parking_lot_core::{DEFAULT_PARK_TOKEN, ParkResult};
-        let key = self.word.as_ptr() as usize;
-        // SAFETY: `park` needs a key no other primitive uses while we sleep
-        // on it: the address of our own live word; `validate` and
-        // `timed_out` that neither panic nor park: an atomic load, nothing.
-        let result = unsafe {
-            parking_lot_core::park(
-                key,
-                || self.word.load(Acquire) == 0,
-                || {},
-                |_, _| {},
-                DEFAULT_PARK_TOKEN,
-                deadline,
-            )
-        };
-        !matches!(result, ParkResult::TimedOut)
+        wait_while(&self.word, 0, deadline)
     }
 
     /// Loom: parks (the waker unparks the owner; the clock unparks timed
@@ -216,6 +166,72 @@ impl Parker {
             owner.unpark();
         }
     }
+}
+
+/// Sleeps while `word` holds `expected`, until `deadline` at the latest (on
+/// a futex on Linux, in parking_lot_core elsewhere). Returns false once the
+/// deadline has passed; true otherwise (woken, or spuriously: the caller
+/// checks again). For parkers, and for the timer thread (`timer.rs`).
+#[cfg(all(target_os = "linux", not(loom)))]
+pub(crate) fn wait_while(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> bool {
+    let timeout = match deadline {
+        None => None,
+        Some(at) => {
+            let left = at.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            Some(libc::timespec {
+                tv_sec: libc::time_t::try_from(left.as_secs()).unwrap_or(libc::time_t::MAX),
+                tv_nsec: left.subsec_nanos().into(),
+            })
+        }
+    };
+    let ts = timeout
+        .as_ref()
+        .map_or(core::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: FUTEX_WAIT reads the 32-bit word at the given address, which
+    // is a live `AtomicU32` (same size and alignment as u32), and the
+    // timespec (or NULL) that lives across the call. It only sleeps while
+    // the word still holds `expected`; EINTR, EAGAIN and ETIMEDOUT all
+    // return to the caller, who checks again.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            ts,
+        );
+    }
+    true
+}
+
+#[cfg(all(not(target_os = "linux"), not(loom)))]
+pub(crate) fn wait_while(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> bool {
+    use parking_lot_core::{DEFAULT_PARK_TOKEN, ParkResult};
+    let key = word.as_ptr() as usize;
+    // SAFETY: `park` needs a key no other primitive uses while we sleep on
+    // it: the address of a live word of our own; `validate` and `timed_out`
+    // that neither panic nor park: an atomic load, nothing.
+    let result = unsafe {
+        parking_lot_core::park(
+            key,
+            || word.load(Acquire) == expected,
+            || {},
+            |_, _| {},
+            DEFAULT_PARK_TOKEN,
+            deadline,
+        )
+    };
+    !matches!(result, ParkResult::TimedOut)
+}
+
+/// Wakes one thread sleeping in `wait_while` on `address`, if any. Never
+/// dereferences it.
+#[cfg(not(loom))]
+pub(crate) fn wake_one(address: *mut u32) {
+    wake_address(address);
 }
 
 /// Wakes the sleeper on `address`, if any. Never dereferences it.

@@ -835,11 +835,13 @@ impl Semaphore {
 
     /// When the timer thread must next call `expire` (a lower bound; see
     /// `SlowCounters::timer_at`).
+    #[cfg(not(loom))]
     pub(crate) fn timer_at(&self) -> u64 {
         self.slow.timer_at.load(Relaxed)
     }
 
     /// Whether this semaphore is registered with the timer thread.
+    #[cfg(not(loom))]
     pub(crate) fn timer_registered(&self) -> &LockedBool {
         &self.slow.timer_registered
     }

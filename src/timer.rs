@@ -43,11 +43,12 @@ use std::cell::UnsafeCell;
 use std::time::Instant;
 
 use crate::deadline;
+use crate::parking;
 use crate::semaphore::{Semaphore, Wakeups};
+use crate::spin::SpinLock;
 
-/// The registry's lock (a spin lock: it is held briefly, and the fork
-/// child handler can free it by a store).
-static LOCKED: AtomicBool = AtomicBool::new(false);
+/// The registry's lock (see `spin.rs`).
+static LOCKED: SpinLock = SpinLock::new();
 /// Whether the thread runs.
 static RUNNING: AtomicBool = AtomicBool::new(false);
 /// Bumped by every poke; the thread sleeps on it (a futex on Linux).
@@ -74,16 +75,11 @@ struct SemPtr(*const Semaphore);
 unsafe impl Send for SemPtr {}
 
 fn lock() {
-    while LOCKED
-        .compare_exchange_weak(false, true, Acquire, Relaxed)
-        .is_err()
-    {
-        std::thread::yield_now();
-    }
+    LOCKED.lock();
 }
 
 fn unlock() {
-    LOCKED.store(false, Release);
+    LOCKED.unlock();
 }
 
 /// Runs `f` on the registry under its lock.
@@ -196,71 +192,16 @@ fn run() {
 }
 
 /// Sleeps while `EPOCH == epoch`, until `until` (ns on `deadline::nanos`).
-#[cfg(target_os = "linux")]
 fn sleep(epoch: u32, until: u64) {
-    let timeout = (until != u64::MAX).then(|| {
-        let left = until.saturating_sub(deadline::nanos(Instant::now()));
-        libc::timespec {
-            tv_sec: libc::time_t::try_from(left / 1_000_000_000).unwrap_or(libc::time_t::MAX),
-            tv_nsec: (left % 1_000_000_000) as libc::c_long,
-        }
-    });
-    let ts = timeout
-        .as_ref()
-        .map_or(core::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: FUTEX_WAIT reads the static word `EPOCH` and the timespec (or
-    // NULL), both live across the call; every outcome returns to the loop.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            EPOCH.as_ptr(),
-            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-            epoch,
-            ts,
-        );
-    }
+    let deadline = (until != u64::MAX)
+        .then(|| deadline::instant(until))
+        .flatten();
+    parking::wait_while(&EPOCH, epoch, deadline);
 }
 
-#[cfg(target_os = "linux")]
+/// Wakes the thread if it sleeps.
 fn wake() {
-    // SAFETY: FUTEX_WAKE on the static word `EPOCH`.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            EPOCH.as_ptr(),
-            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
-            1i32,
-        );
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn sleep(epoch: u32, until: u64) {
-    use parking_lot_core::DEFAULT_PARK_TOKEN;
-    let deadline = deadline::instant(until);
-    // SAFETY: the key is the address of the static `EPOCH`, used by no other
-    // primitive; `validate` is an atomic load; the callbacks do nothing.
-    unsafe {
-        parking_lot_core::park(
-            EPOCH.as_ptr() as usize,
-            || EPOCH.load(SeqCst) == epoch,
-            || {},
-            |_, _| {},
-            DEFAULT_PARK_TOKEN,
-            deadline,
-        );
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn wake() {
-    // SAFETY: the address is only a key; the callback does nothing.
-    unsafe {
-        parking_lot_core::unpark_all(
-            EPOCH.as_ptr() as usize,
-            parking_lot_core::DEFAULT_UNPARK_TOKEN,
-        );
-    }
+    parking::wake_one(EPOCH.as_ptr());
 }
 
 /// `pthread_atfork` prepare handler: the registry is whole at the fork.
