@@ -334,6 +334,7 @@ impl Wakeups {
     /// After the queue lock is released: wakes them all, or delivers their
     /// completions. (Dropping the list does it too, so that no path that
     /// unlocked can lose a wake-up that `unlock` collected.)
+    #[inline]
     pub(crate) fn wake_all(&mut self) {
         let mut p = core::mem::replace(&mut self.head, core::ptr::null());
         self.tail = core::ptr::null();
@@ -359,7 +360,7 @@ impl Wakeups {
             match completion {
                 // SAFETY: dequeued once (by the walk that pushed it here),
                 // delivered once (now), with no lock held.
-                Some(c) => unsafe { Completion::deliver(c, async_status(value)) },
+                Some(c) => unsafe { deliver(c, value) },
                 // SAFETY: as above: live until the store inside `wake`.
                 None => unsafe { Parker::wake(&(*p).parker, value) },
             }
@@ -368,9 +369,23 @@ impl Wakeups {
     }
 }
 
+/// Delivers an async waiter's completion (out of line: threads' wake-ups
+/// stay short).
+///
+/// # Safety
+/// As `Completion::deliver`.
+#[cold]
+#[inline(never)]
+unsafe fn deliver(completion: *const Completion, value: u32) {
+    // SAFETY: by this function's contract.
+    unsafe { Completion::deliver(completion, async_status(value)) }
+}
+
 impl Drop for Wakeups {
     fn drop(&mut self) {
-        self.wake_all();
+        if !self.head.is_null() {
+            self.wake_all();
+        }
     }
 }
 
@@ -1301,9 +1316,8 @@ impl Semaphore {
         self.slow.next_fair.store(finish.next_fair, Relaxed);
         // A hold that holds async waiters back and that no queued thread
         // keeps the time of: the timer thread must notice its lapse.
-        if let Some(at) = self
-            .unkept_hold()
-            .filter(|_| self.slow.timer_registered.load(Relaxed))
+        if self.slow.timer_registered.load(Relaxed)
+            && let Some(at) = self.unkept_hold()
         {
             self.timer_wanted_at(at);
         }
