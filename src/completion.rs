@@ -72,7 +72,6 @@ pub(crate) enum How {
     /// Queued on the notifier, which an event loop drains.
     Notify(*const Notifier),
     /// Rust tests and loom models: called like a C callback.
-    #[allow(dead_code)]
     Rust(fn(ctx: *mut c_void, status: c_int)),
 }
 
