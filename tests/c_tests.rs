@@ -184,9 +184,13 @@ fn run(exe: &Path) -> Output {
             "--errors-for-leak-kinds=definite",
             "--fair-sched=yes",
             "-q",
-        ])
-        .arg(exe)
-        .env("RSEM_TEST_SCALE", "20");
+        ]);
+        // The one report that is by design (see the file).
+        c.arg(format!(
+            "--suppressions={}",
+            root().join("c_tests").join("valgrind.supp").display()
+        ));
+        c.arg(exe).env("RSEM_TEST_SCALE", "20");
         c
     } else {
         Command::new(exe)
