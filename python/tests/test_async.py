@@ -125,10 +125,21 @@ def test_timeout_and_shutdown():
     run(main())
 
 
-def test_cancelling_the_task_withdraws_the_request():
+async def _async_with(s):
+    async with s:
+        pass
+
+
+# The two ways a task waits: `await acquire_async()` (a coroutine around
+# the C awaitable) and `async with` (the C awaitable itself).
+WAYS = {"acquire_async": lambda s: s.acquire_async(), "async with": _async_with}
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_cancelling_the_task_withdraws_the_request(way):
     async def main():
         s = rsem.Semaphore(0)
-        task = asyncio.ensure_future(s.acquire_async())
+        task = asyncio.ensure_future(WAYS[way](s))
         while s.waiters == 0:
             await asyncio.sleep(0.001)
         task.cancel()
@@ -141,32 +152,150 @@ def test_cancelling_the_task_withdraws_the_request():
     run(main())
 
 
-def test_cancel_racing_a_grant_gives_the_permits_back():
+@pytest.mark.parametrize("way", WAYS)
+def test_cancel_racing_a_grant_gives_the_permits_back(way):
     async def main():
         s = rsem.Semaphore(0)
+        won = lost = 0
         for _ in range(200):
-            task = asyncio.ensure_future(s.acquire_async(2))
+            task = asyncio.ensure_future(WAYS[way](s))
             while s.waiters == 0:
                 await asyncio.sleep(0)
             # Granted now (completion queued, not yet drained), then
             # cancelled before the task runs again.
-            s.release(2)
+            s.release()
             task.cancel()
             try:
                 await task
             except asyncio.CancelledError:
-                pass
+                lost += 1
             else:
-                s.release(2)  # it won: it got them, give them back
-            # Either way, the permits end up free once the loop drained.
+                won += 1
+                if way == "acquire_async":
+                    s.release()  # it got the permit: give it back
+            # Either way, the permit ends up free once the loop drained.
             for _ in range(100):
-                if s.value == 2:
+                if s.value == 1:
                     break
                 await asyncio.sleep(0.001)
-            assert s.value == 2 and s.waiters == 0
-            assert s.acquire_many(2, blocking=False)
+            assert s.value == 1 and s.waiters == 0
+            assert s.acquire(False)
+        assert lost > 0  # the race this test is about happened
 
     run(main())
+
+
+def test_the_request_is_withdrawn_before_the_cancellation_reaches_the_task():
+    async def main():
+        s = rsem.Semaphore(0)
+        seen = []
+
+        async def waiter():
+            entering = s.__aenter__()  # kept alive through the except
+            try:
+                await entering
+            except asyncio.CancelledError:
+                seen.append(s.waiters)
+                raise
+
+        task = asyncio.ensure_future(waiter())
+        while s.waiters == 0:
+            await asyncio.sleep(0.001)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert seen == [0]
+
+    run(main())
+
+
+def test_an_awaitable_dropped_unawaited_gives_the_acquire_up():
+    async def main():
+        s = rsem.Semaphore(0)
+        entering = s.__aenter__()  # queued at once, never awaited
+        assert s.waiters == 1
+        del entering
+        assert s.waiters == 0      # withdrawn
+        s.release()
+        assert s.value == 1
+        assert s.acquire(False)
+        # Granted, then dropped before anyone took the permit: it goes back.
+        entering = s.__aenter__()
+        s.release()
+        del entering
+        rsem._loop_notifier().drain()
+        assert s.value == 1 and s.waiters == 0
+        # Queued, never started, then closed (as when a coroutine awaiting
+        # it is closed).
+        assert s.acquire(False)
+        entering = s._acquiring(1)
+        assert s.waiters == 1
+        entering.close()
+        assert s.waiters == 0
+        s.release()
+        assert s.value == 1
+
+    run(main())
+
+
+def test_awaits_return_what_the_threading_and_asyncio_apis_do():
+    async def main():
+        s = rsem.Semaphore(1)
+        async with s as got:
+            assert got is None  # as asyncio.Semaphore's __aenter__
+            queued = asyncio.ensure_future(_async_with(s))
+            await asyncio.sleep(0.001)
+            assert s.waiters == 1
+        assert await queued is None
+        assert await s.acquire_async(timeout=0) is True
+        assert await s.acquire_async(timeout=0) is False   # at once
+        assert await s.acquire_async(timeout=0.01) is False  # queued, timed out
+        s.release()
+        assert await s.acquire_async(2, timeout=0.01) is False
+        assert s.value == 1 and s.waiters == 0
+
+    run(main())
+
+
+def test_under_a_tracer():
+    # With a trace function set, the interpreter drives awaitables through
+    # __next__, send and throw instead of the send slot.
+    import sys
+
+    def main():
+        async def go():
+            s = rsem.Semaphore(1)
+            inside = 0
+
+            async def task():
+                nonlocal inside
+                for _ in range(200):
+                    async with s:
+                        inside += 1
+                        assert inside == 1
+                        await asyncio.sleep(0)
+                        inside -= 1
+                assert await s.acquire_async() is True
+                s.release()
+
+            await asyncio.gather(*(task() for _ in range(4)))
+            blocked = asyncio.ensure_future(_async_with(s))
+            async with s:
+                await asyncio.sleep(0.001)
+                assert s.waiters == 1
+                blocked.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await blocked
+                assert s.waiters == 0
+            assert s.value == 1
+
+        sys.settrace(lambda *a: None)
+        try:
+            run(go())
+        finally:
+            sys.settrace(None)
+
+    main()
 
 
 def test_blocking_acquire_keeps_its_place_in_the_fifo_queue():
@@ -232,9 +361,7 @@ def test_a_late_cancel_never_withdraws_another_tasks_request():
             # Other acquires queue before the cancelled task runs again
             # (submitted directly, as a task's first step would): one of
             # them gets the memory the drained one had.
-            loop = asyncio.get_running_loop()
-            nt = rsem._loop_notifier()
-            others = [s._acquire_notify(1, (1 << 63) - 1, nt, loop)[0] for _ in range(5)]
+            others = [s._submit() for _ in range(5)]
             assert s.waiters == 5
             with pytest.raises(asyncio.CancelledError):
                 await task             # its late cancel finds nothing

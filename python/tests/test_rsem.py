@@ -84,7 +84,10 @@ def test_repr_like_threading(kind):
     t = getattr(threading, kind.__name__)(3)
     ours = re.sub(r"0x[0-9a-f]+", "0xADDR", repr(s))
     theirs = re.sub(r"0x[0-9a-f]+", "0xADDR", repr(t))
-    assert ours == theirs.replace("threading.", "rsem.")
+    value = "value=3/3" if kind.__name__ == "BoundedSemaphore" else "value=3"
+    assert ours == f"<rsem.{kind.__name__} at 0xADDR: {value}>"
+    if sys.version_info >= (3, 11):  # threading's repr shows the value since 3.11
+        assert ours == theirs.replace("threading.", "rsem.")
     assert f"{id(s):#x}" in repr(s)
 
 

@@ -34,35 +34,26 @@ _FOREVER = (1 << 63) - 1
 # One notifier per event loop: its descriptor is registered with the loop's
 # add_reader, and its drain() resolves the futures of completed acquires.
 _notifiers = weakref.WeakKeyDictionary()
-# The last (loop, notifier) looked up: one tuple, read once and replaced
-# whole, so that threads running loops of their own never mix two pairs.
-_last = (None, None)
 
 
 def _notifier(loop):
+    """The loop's notifier, made and registered on first use."""
     nt = _notifiers.get(loop)
     if nt is None:
         nt = _rsem.Notifier()
         loop.add_reader(nt.fileno(), nt.drain)
         _notifiers[loop] = nt
-    _remember(loop, nt)
     return nt
-
-
-def _remember(loop, nt):
-    global _last
-    _last = (loop, nt)
 
 
 def _loop_notifier():
-    """The running loop's notifier, if it has one."""
-    loop = _get_running_loop()
-    last = _last
-    if last[0] is loop:
-        return last[1]
-    nt = _notifiers.get(loop)
-    _remember(loop, nt)
-    return nt
+    """The running loop's notifier."""
+    return _notifier(_get_running_loop())
+
+
+# The C half remembers the last loop and its notifier, and asks _notifier
+# when the running loop is another one.
+_rsem._setup(_get_running_loop, _notifier)
 
 
 def _deadline(timeout):
@@ -81,7 +72,9 @@ def _deadline(timeout):
 
 
 class _Async:
-    """The asyncio half of Semaphore and BoundedSemaphore."""
+    """The asyncio half of Semaphore and BoundedSemaphore (`async with` is
+    in the C half: __aenter__ and __aexit__ give awaitables that need no
+    coroutine frame)."""
 
     __slots__ = ()
 
@@ -92,58 +85,9 @@ class _Async:
         False if `timeout` seconds passed first. Waits in the same queue as
         blocked threads. Cancelling the awaiting task withdraws the request,
         or gives back permits that were granted as it was cancelled."""
-        if self.acquire_many(n, blocking=False):
-            return True
-        return await self._wait(n, _deadline(timeout))
-
-    async def _wait(self, n, deadline):
-        """Queues an acquire of n (the try failed) and awaits it."""
-        loop = _get_running_loop()
-        last = _last
-        nt = last[1] if last[0] is loop else _loop_notifier()
-        queued = self._acquire_notify(n, deadline, nt or _notifier(loop), loop)
-        if queued is True or queued is False:
-            return queued
-        fut, handle = queued
-        try:
-            return await fut
-        except asyncio.CancelledError:
-            if fut.cancelled():
-                # Not resolved yet, so the ticket is still ours to withdraw;
-                # if a grant won the race, the drain gives the permits back.
-                self._cancel(handle)
-            elif fut.result():
-                self.release(n)
-            raise
-
-    async def __aenter__(self):
-        # `_wait` inlined: this is the hot path of `async with`.
-        if self.acquire(False):
-            return
-        loop = _get_running_loop()
-        last = _last
-        nt = last[1] if last[0] is loop else _loop_notifier()
-        queued = self._acquire_notify(1, _FOREVER, nt or _notifier(loop), loop)
-        if queued is True:
-            return
-        fut, handle = queued
-        try:
-            await fut
-        except asyncio.CancelledError:
-            if fut.cancelled():
-                self._cancel(handle)
-            elif fut.result():
-                self.release()
-            raise
-
-    async def __aexit__(self, *exc):
-        loop, nt = _last
-        if nt is not None and loop is _get_running_loop():
-            # Tasks of this loop that the release serves are resolved now,
-            # with no system call and no extra turn of the loop.
-            self._release_here(nt)
-        else:
-            self.release()
+        if timeout is None:
+            return await self._acquiring(n)
+        return await self._acquiring(n, _deadline(timeout))
 
 
 class Semaphore(_rsem.Semaphore, _Async):

@@ -1,6 +1,6 @@
 /* The rsem Python extension: Semaphore and BoundedSemaphore with
  * threading's signatures, exceptions and messages, over the rsem C ABI, and
- * the C half of asyncio support (Notifier, _acquire_notify, _cancel; the
+ * the C half of asyncio support (Notifier, _aenter, _aexit, _withdraw; the
  * Python half is in __init__.py).
  *
  * A blocking acquire that has to wait queues one async acquire (a ticket)
@@ -104,6 +104,8 @@ typedef struct {
     /* Calls that use `sem` with the GIL released (blocked acquires): while
      * any is in progress, `__init__` must not replace (free) `sem`. */
     long busy;
+    /* Acquires of asyncio tasks queued and not drained yet. */
+    struct AsyncWait *pending;
 } SemObject;
 
 static PyTypeObject SemaphoreType;
@@ -385,23 +387,55 @@ static PyObject *Sem_exit(SemObject *self, PyObject *args) {
 /* ---- asyncio: a notifier per event loop -------------------------------- */
 
 /* A pending acquire of an asyncio task: the ticket, the future to resolve
- * and the semaphore (owned references, dropped when drained). Its memory is
- * owned by a capsule (the handle _cancel takes), so it outlives the drain
- * while the waiting coroutine still holds the handle: a late _cancel then
- * sees `drained` instead of an address another ticket may have reused. */
-typedef struct {
+ * and the semaphore (owned references, dropped when drained). It is linked
+ * into its semaphore's list of pending acquires until it is drained, so
+ * that _withdraw finds it by its future: a late _withdraw (after the drain)
+ * finds nothing, never an address another ticket reuses. Everything here
+ * runs with the GIL held. */
+typedef struct AsyncWait {
     rsem_ticket ticket;
     PyObject *future;
     SemObject *sem;
     int64_t n;
-    int drained;
-    PyObject *capsule; /* the pending acquire's reference to its handle */
+    struct AsyncWait *prev, *next; /* in sem->pending; `next` in the free list */
 } AsyncWait;
 
-static const char WAIT_CAPSULE[] = "rsem._AsyncWait";
+/* Drained records, kept for the next acquire (no allocation per wait). */
+#define FREE_WAITS_MAX 64
+static AsyncWait *free_waits;
+static int free_waits_len;
 
-static void free_async_wait(PyObject *capsule) {
-    PyMem_Free(PyCapsule_GetPointer(capsule, WAIT_CAPSULE));
+static AsyncWait *new_wait(void) {
+    AsyncWait *w = free_waits;
+    if (w != NULL) {
+        free_waits = w->next;
+        free_waits_len--;
+        return w;
+    }
+    return PyMem_Malloc(sizeof *w);
+}
+
+static void drop_wait(AsyncWait *w) {
+    if (free_waits_len < FREE_WAITS_MAX) {
+        w->next = free_waits;
+        free_waits = w;
+        free_waits_len++;
+    } else {
+        PyMem_Free(w);
+    }
+}
+
+static void link_wait(SemObject *s, AsyncWait *w) {
+    w->prev = NULL;
+    w->next = s->pending;
+    if (s->pending != NULL) s->pending->prev = w;
+    s->pending = w;
+}
+
+static void unlink_wait(SemObject *s, AsyncWait *w) {
+    if (w->prev != NULL) w->prev->next = w->next;
+    else s->pending = w->next;
+    if (w->next != NULL) w->next->prev = w->prev;
 }
 
 typedef struct {
@@ -440,16 +474,21 @@ static PyObject *str_cancelled, *str_set_result, *str_set_exception;
 static int resolve(AsyncWait *w, int status) {
     int rc = 0;
     PyObject *r;
+    SemObject *sem = w->sem;
+    PyObject *future = w->future;
+    unlink_wait(sem, w);
+    int64_t n = w->n;
+    drop_wait(w); /* nothing below reads it */
     /* Resolve first and ask whether the future was cancelled only if that
      * fails (one call instead of two on the common path). */
     if (status == SEM_OK || status == SEM_TIMEDOUT) {
-        r = PyObject_CallMethodOneArg(w->future, str_set_result,
+        r = PyObject_CallMethodOneArg(future, str_set_result,
                                       status == SEM_OK ? Py_True : Py_False);
     } else {
         PyObject *e = status == SEM_ECLOSED
                           ? PyObject_CallFunction(ClosedError, "s", "semaphore was shut down")
                           : PyObject_CallFunction(PyExc_RuntimeError, "s", "acquire withdrawn");
-        r = e == NULL ? NULL : PyObject_CallMethodOneArg(w->future, str_set_exception, e);
+        r = e == NULL ? NULL : PyObject_CallMethodOneArg(future, str_set_exception, e);
         Py_XDECREF(e);
     }
     if (r == NULL) {
@@ -457,7 +496,7 @@ static int resolve(AsyncWait *w, int status) {
          * nothing to resolve, and permits granted to it go back. */
         PyObject *type, *value, *tb;
         PyErr_Fetch(&type, &value, &tb);
-        PyObject *c = PyObject_CallMethodNoArgs(w->future, str_cancelled);
+        PyObject *c = PyObject_CallMethodNoArgs(future, str_cancelled);
         int cancelled = c != NULL && PyObject_IsTrue(c) == 1;
         Py_XDECREF(c);
         if (cancelled) {
@@ -465,7 +504,7 @@ static int resolve(AsyncWait *w, int status) {
             Py_XDECREF(type);
             Py_XDECREF(value);
             Py_XDECREF(tb);
-            if (status == SEM_OK) sem_release_n(w->sem->sem, w->n);
+            if (status == SEM_OK) sem_release_n(sem->sem, n);
         } else {
             PyErr_Clear();
             PyErr_Restore(type, value, tb);
@@ -473,11 +512,9 @@ static int resolve(AsyncWait *w, int status) {
         }
     }
     Py_XDECREF(r);
-    w->sem->busy--;
-    w->drained = 1;
-    Py_CLEAR(w->future);
-    Py_CLEAR(w->sem);
-    Py_DECREF(w->capsule); /* last: may free `w` */
+    sem->busy--;
+    Py_DECREF(future);
+    Py_DECREF((PyObject *)sem);
     return rc;
 }
 
@@ -519,58 +556,88 @@ static PyTypeObject NotifierType = {
     .tp_new = PyType_GenericNew,
 };
 
+/* Set by __init__.py through _setup(): asyncio's get_running_loop, and
+ * notifier_for(loop), which makes or finds the loop's Notifier (and
+ * registers its descriptor with the loop). The last loop seen and its
+ * notifier are kept (strong references) so that the common case is one
+ * pointer comparison. */
+static PyObject *get_running_loop, *notifier_for;
+static PyObject *last_loop, *last_nt;
 static PyObject *str_create_future;
 
-/* _acquire_notify(n, deadline_ns, notifier, loop) -> True (acquired at
- * once), False (deadline already passed), or, queued, (future, handle):
- * the loop's new future, resolved when the acquire completes, and an int
- * handle for _cancel (valid until the completion is drained). */
-static PyObject *Sem_acquire_notify(SemObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 4 || !PyObject_TypeCheck(args[2], &NotifierType)) {
-        PyErr_SetString(PyExc_TypeError, "_acquire_notify(n, deadline_ns, notifier, loop)");
+static PyObject *module_setup(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
+    (void)m;
+    if (nargs != 2 || !PyCallable_Check(args[0]) || !PyCallable_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "_setup(get_running_loop, notifier_for)");
         return NULL;
     }
-    long long n = PyLong_AsLongLong(args[0]);
-    if (n == -1 && PyErr_Occurred()) return NULL;
-    long long deadline = PyLong_AsLongLong(args[1]);
-    if (deadline == -1 && PyErr_Occurred()) return NULL;
-    PyObject *notifier = args[2];
-    if (!ready(self)) return NULL;
-    /* Free now: nothing to allocate (the common case of `async with`). */
-    if (n >= 1 && n <= sem_max(self->sem)) {
-        int now = n == 1 ? sem_try_acquire(self->sem) : sem_acquire_many(self->sem, n, 0.0);
-        if (now == SEM_OK) Py_RETURN_TRUE;
-        if (now == SEM_ECLOSED) return status_error(now);
+    Py_XSETREF(get_running_loop, Py_NewRef(args[0]));
+    Py_XSETREF(notifier_for, Py_NewRef(args[1]));
+    Py_RETURN_NONE;
+}
+
+/* The running loop's notifier (a borrowed reference, valid while the GIL
+ * is held and no Python code runs), or NULL with an exception (no running
+ * loop, or _setup not called). */
+static NotifierObject *running_notifier(void) {
+    if (get_running_loop == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "rsem._rsem._setup was not called");
+        return NULL;
     }
+    PyObject *loop = PyObject_CallNoArgs(get_running_loop);
+    if (loop == NULL) return NULL;
+    if (loop != last_loop || last_nt == NULL) {
+        PyObject *nt = PyObject_CallOneArg(notifier_for, loop);
+        if (nt == NULL) {
+            Py_DECREF(loop);
+            return NULL;
+        }
+        if (!PyObject_TypeCheck(nt, &NotifierType)) {
+            Py_DECREF(loop);
+            Py_DECREF(nt);
+            PyErr_SetString(PyExc_TypeError, "notifier_for must return a Notifier");
+            return NULL;
+        }
+        Py_XSETREF(last_nt, nt);
+        Py_XSETREF(last_loop, loop);
+    } else {
+        Py_DECREF(loop);
+    }
+    return (NotifierObject *)last_nt;
+}
+
+/* Queues an acquire of n permits (deadline on CLOCK_MONOTONIC ns) for the
+ * running loop's task: True (acquired at once), False (the deadline already
+ * passed), or the loop's new future, resolved when the acquire completes
+ * (True, False, or an exception); NULL with an exception. */
+static PyObject *submit(SemObject *self, long long n, long long deadline) {
+    if (!ready(self)) return NULL;
     if (n < 1 || n > sem_max(self->sem)) {
         PyErr_SetString(PyExc_ValueError, "n must be between 1 and the semaphore's maximum");
         return NULL;
     }
-    AsyncWait *w = PyMem_Malloc(sizeof *w);
-    if (w == NULL) return PyErr_NoMemory();
-    PyObject *capsule = PyCapsule_New(w, WAIT_CAPSULE, free_async_wait);
-    if (capsule == NULL) {
-        PyMem_Free(w);
-        return NULL;
-    }
-    PyObject *future = PyObject_CallMethodNoArgs(args[3], str_create_future);
-    PyObject *pair = future == NULL ? NULL : PyTuple_Pack(2, future, capsule);
-    if (pair == NULL) {
-        Py_XDECREF(future);
-        Py_DECREF(capsule); /* frees `w` */
-        return NULL;
+    /* Free now: nothing to allocate (the common case of `async with`). */
+    int now = n == 1 ? sem_try_acquire(self->sem) : sem_acquire_many(self->sem, n, 0.0);
+    if (now == SEM_OK) Py_RETURN_TRUE;
+    if (now == SEM_ECLOSED) return status_error(now);
+    NotifierObject *nt = running_notifier();
+    if (nt == NULL) return NULL;
+    PyObject *future = PyObject_CallMethodNoArgs(last_loop, str_create_future);
+    if (future == NULL) return NULL;
+    AsyncWait *w = new_wait();
+    if (w == NULL) {
+        Py_DECREF(future);
+        return PyErr_NoMemory();
     }
     w->future = future; /* the reference from create_future */
     w->sem = self;
     w->n = n;
-    w->drained = 0;
-    w->capsule = capsule; /* its creation reference: dropped when drained */
-    int status = sem_acquire_notify(self->sem, n, deadline, ((NotifierObject *)notifier)->nt, w,
-                                    &w->ticket);
+    link_wait(self, w);
+    int status = sem_acquire_notify(self->sem, n, deadline, nt->nt, w, &w->ticket);
     if (status != SEM_PENDING) {
-        Py_DECREF(pair);
+        unlink_wait(self, w);
+        drop_wait(w);
         Py_DECREF(future);
-        Py_DECREF(capsule); /* frees `w` */
         if (status == SEM_OK) Py_RETURN_TRUE;
         if (status == SEM_TIMEDOUT) Py_RETURN_FALSE;
         if (status == SEM_ENOMEM) return PyErr_NoMemory();
@@ -578,43 +645,317 @@ static PyObject *Sem_acquire_notify(SemObject *self, PyObject *const *args, Py_s
     }
     Py_INCREF((PyObject *)self);
     self->busy++; /* __init__ must not replace the semaphore under it */
-    return pair;
+    return Py_NewRef(future);
 }
 
-/* _release_here(notifier): a release made inside the notifier's loop, on
- * its thread (the end of `async with`): what it completes is queued without
- * touching the descriptor and resolved now (no system call, no extra turn
- * of the loop). */
-static PyObject *Sem_release_here(SemObject *self, PyObject *notifier) {
-    if (!PyObject_TypeCheck(notifier, &NotifierType)) {
-        PyErr_SetString(PyExc_TypeError, "a Notifier is needed");
-        return NULL;
+/* Parses (n=1, deadline_ns=forever). */
+static int parse_n_deadline(PyObject *const *args, Py_ssize_t nargs, long long *n,
+                            long long *deadline) {
+    *n = 1;
+    *deadline = INT64_MAX;
+    if (nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "expected (n=1, deadline_ns=forever)");
+        return -1;
     }
-    if (!ready(self)) return NULL;
-    if (sem_waiters(self->sem) == 0) return release_n(self, 1); /* nobody to resolve */
-    rsem_notifier *nt = ((NotifierObject *)notifier)->nt;
-    sem_notifier_quiet(nt, 1);
-    PyObject *r = release_n(self, 1);
-    sem_notifier_quiet(nt, 0);
-    PyObject *d = Notifier_drain((NotifierObject *)notifier, NULL);
-    if (r == NULL || d == NULL) {
+    if (nargs >= 1) {
+        *n = PyLong_AsLongLong(args[0]);
+        if (*n == -1 && PyErr_Occurred()) return -1;
+    }
+    if (nargs == 2) {
+        *deadline = PyLong_AsLongLong(args[1]);
+        if (*deadline == -1 && PyErr_Occurred()) return -1;
+    }
+    return 0;
+}
+
+/* _submit(n=1, deadline_ns=forever) -> submit()'s result (for tests). */
+static PyObject *Sem_submit(SemObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    long long n, deadline;
+    if (parse_n_deadline(args, nargs, &n, &deadline) < 0) return NULL;
+    return submit(self, n, deadline);
+}
+
+/* Withdraws the pending acquire `future` belongs to: the status of
+ * sem_cancel, or SEM_ENOTPENDING if it has none (drained already). */
+static int withdraw(SemObject *self, PyObject *future) {
+    for (AsyncWait *w = self->pending; w != NULL; w = w->next)
+        if (w->future == future) return sem_cancel(self->sem, &w->ticket);
+    return SEM_ENOTPENDING;
+}
+
+/* The awaiter of `future` (an acquire of n) stops waiting without taking
+ * its result (its task was cancelled, or closed, or the awaitable dropped):
+ * a pending acquire is withdrawn, and permits already granted go back.
+ * Keeps the exception being raised, if any. */
+static PyObject *str_done, *str_cancel, *str_result;
+
+static void give_up(SemObject *self, PyObject *future, int64_t n) {
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyObject *done = PyObject_CallMethodNoArgs(future, str_done);
+    if (done == Py_False) {
+        /* Cancelled, a later grant is given back by the drain. */
+        Py_XDECREF(PyObject_CallMethodNoArgs(future, str_cancel));
+    }
+    Py_XDECREF(done);
+    PyObject *c = PyObject_CallMethodNoArgs(future, str_cancelled);
+    if (c == Py_True) {
+        /* Not resolved, so the acquire is still ours to withdraw; if a grant
+         * won the race, the drain gives the permits back. */
+        (void)withdraw(self, future);
+    } else if (c == Py_False) {
+        PyObject *r = PyObject_CallMethodNoArgs(future, str_result);
+        if (r == Py_True) sem_release_n(self->sem, n);
         Py_XDECREF(r);
-        Py_XDECREF(d);
+    }
+    Py_XDECREF(c);
+    PyErr_Clear();
+    PyErr_Restore(type, value, tb);
+}
+
+/* The awaitable of `async with` and acquire_async: it waits for the
+ * future of a queued acquire (through the future's own iterator, so the
+ * task sees a plain asyncio future) and, if the await ends any other way
+ * than by taking the result (cancel, close, or the awaitable dropped
+ * unawaited), gives the acquire up. With no future it is done: its await
+ * returns `value` at once. */
+typedef struct {
+    PyObject_HEAD
+    SemObject *sem;    /* NULL when done at once */
+    PyObject *future;  /* NULL when done at once */
+    PyObject *it;      /* the future's iterator, from the first send */
+    PyObject *value;   /* the await's value when done at once */
+    int64_t n;
+    int want_result;   /* 1: the await returns the future's result; 0: None */
+    int finished;      /* the awaiter had the outcome: nothing to give up */
+} AcquiringObject;
+
+static PyTypeObject AcquiringType;
+
+static PyObject *acquiring_new(SemObject *sem, PyObject *submitted, int64_t n, int want_result) {
+    AcquiringObject *a = PyObject_GC_New(AcquiringObject, &AcquiringType);
+    if (a == NULL) {
+        Py_DECREF(submitted);
         return NULL;
     }
-    Py_DECREF(d);
+    a->it = NULL;
+    a->n = n;
+    a->want_result = want_result;
+    a->finished = 0;
+    if (PyBool_Check(submitted)) {
+        a->sem = NULL;
+        a->future = NULL;
+        a->value = want_result ? submitted : Py_NewRef(Py_None);
+        if (!want_result) Py_DECREF(submitted);
+    } else {
+        a->sem = (SemObject *)Py_NewRef((PyObject *)sem);
+        a->future = submitted;
+        a->value = NULL;
+    }
+    PyObject_GC_Track(a);
+    return (PyObject *)a;
+}
+
+static void acquiring_finish(AcquiringObject *a) {
+    if (!a->finished && a->future != NULL) give_up(a->sem, a->future, a->n);
+    a->finished = 1;
+}
+
+static PySendResult Acquiring_send(AcquiringObject *a, PyObject *arg, PyObject **result) {
+    if (a->future == NULL || a->finished) {
+        a->finished = 1;
+        *result = Py_NewRef(a->value != NULL ? a->value : Py_None);
+        return PYGEN_RETURN;
+    }
+    if (a->it == NULL) {
+        PyAsyncMethods *am = Py_TYPE(a->future)->tp_as_async;
+        a->it = am != NULL && am->am_await != NULL
+                    ? am->am_await(a->future)
+                    : PyObject_CallMethod(a->future, "__await__", NULL);
+        if (a->it == NULL) {
+            acquiring_finish(a);
+            *result = NULL;
+            return PYGEN_ERROR;
+        }
+    }
+    PySendResult r = PyIter_Send(a->it, arg, result);
+    if (r == PYGEN_RETURN) {
+        a->finished = 1;
+        if (!a->want_result) Py_SETREF(*result, Py_NewRef(Py_None));
+    } else if (r == PYGEN_ERROR) {
+        acquiring_finish(a); /* e.g. the future was cancelled */
+    }
     return r;
 }
 
-/* _cancel(handle) -> status of sem_cancel, or SEM_ENOTPENDING once the
- * completion was drained (the handle keeps the memory alive, so the ticket
- * address cannot belong to another acquire meanwhile). */
-static PyObject *Sem_cancel(SemObject *self, PyObject *arg) {
-    AsyncWait *w = PyCapsule_GetPointer(arg, WAIT_CAPSULE);
-    if (w == NULL) return NULL;
+/* Raises StopIteration(value), as a generator's return does. */
+static void set_stop_iteration(PyObject *value) {
+    PyObject *e = PyObject_CallOneArg(PyExc_StopIteration, value);
+    if (e != NULL) {
+        PyErr_SetObject(PyExc_StopIteration, e);
+        Py_DECREF(e);
+    }
+}
+
+/* For callers that do not use am_send (a tracer is set, or `yield from`). */
+static PyObject *Acquiring_next(AcquiringObject *a) {
+    PyObject *result;
+    PySendResult r = Acquiring_send(a, Py_None, &result);
+    if (r == PYGEN_NEXT) return result;
+    if (r == PYGEN_RETURN) {
+        if (result != Py_None) set_stop_iteration(result);
+        Py_DECREF(result);
+    }
+    return NULL;
+}
+
+static PyObject *Acquiring_send_method(AcquiringObject *a, PyObject *arg) {
+    PyObject *result;
+    PySendResult r = Acquiring_send(a, arg, &result);
+    if (r == PYGEN_NEXT) return result;
+    if (r == PYGEN_RETURN) {
+        set_stop_iteration(result);
+        Py_DECREF(result);
+    }
+    return NULL;
+}
+
+static PyObject *str_throw;
+
+/* throw(...): the awaiting task is cancelled (or something else is thrown
+ * in): passed to the future's iterator, which raises it; then the acquire
+ * is given up. */
+static PyObject *Acquiring_throw(AcquiringObject *a, PyObject *const *args, Py_ssize_t nargs) {
+    PyObject *r;
+    if (a->it != NULL && !a->finished) {
+        r = PyObject_VectorcallMethod(str_throw, (PyObject *[]){a->it, nargs > 0 ? args[0] : NULL,
+                                                                nargs > 1 ? args[1] : NULL,
+                                                                nargs > 2 ? args[2] : NULL},
+                                      1 + (size_t)nargs, NULL);
+    } else {
+        /* Not started or over: raise what was thrown, as a generator would. */
+        if (nargs < 1) {
+            PyErr_SetString(PyExc_TypeError, "throw expected at least 1 argument");
+            r = NULL;
+        } else if (PyExceptionInstance_Check(args[0])) {
+            PyErr_SetObject((PyObject *)Py_TYPE(args[0]), args[0]);
+            r = NULL;
+        } else {
+            PyErr_SetObject(args[0], nargs > 1 && args[1] != Py_None ? args[1] : NULL);
+            r = NULL;
+        }
+    }
+    if (r == NULL) acquiring_finish(a);
+    return r;
+}
+
+static PyObject *Acquiring_close(AcquiringObject *a, PyObject *unused) {
+    (void)unused;
+    acquiring_finish(a);
+    Py_RETURN_NONE;
+}
+
+static int Acquiring_traverse(AcquiringObject *a, visitproc visit, void *arg) {
+    Py_VISIT(a->sem);
+    Py_VISIT(a->future);
+    Py_VISIT(a->it);
+    Py_VISIT(a->value);
+    return 0;
+}
+
+static int Acquiring_clear(AcquiringObject *a) {
+    acquiring_finish(a);
+    Py_CLEAR(a->it);
+    Py_CLEAR(a->future);
+    Py_CLEAR(a->sem);
+    Py_CLEAR(a->value);
+    return 0;
+}
+
+static void Acquiring_dealloc(AcquiringObject *a) {
+    PyObject_GC_UnTrack(a);
+    (void)Acquiring_clear(a); /* dropped unawaited: the acquire is given up */
+    PyObject_GC_Del(a);
+}
+
+static PyObject *Acquiring_await(PyObject *self) { return Py_NewRef(self); }
+
+static PyAsyncMethods Acquiring_async = {
+    .am_await = Acquiring_await,
+    .am_send = (sendfunc)Acquiring_send,
+};
+
+static PyMethodDef Acquiring_methods[] = {
+    {"send", (PyCFunction)Acquiring_send_method, METH_O, NULL},
+    {"throw", (PyCFunction)(void (*)(void))Acquiring_throw, METH_FASTCALL, NULL},
+    {"close", (PyCFunction)Acquiring_close, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject AcquiringType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "rsem._rsem._Acquiring",
+    .tp_basicsize = sizeof(AcquiringObject),
+    .tp_dealloc = (destructor)Acquiring_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The awaitable of an asyncio acquire.",
+    .tp_traverse = (traverseproc)Acquiring_traverse,
+    .tp_clear = (inquiry)Acquiring_clear,
+    .tp_as_async = &Acquiring_async,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)Acquiring_next,
+    .tp_methods = Acquiring_methods,
+};
+
+/* _acquiring(n=1, deadline_ns=forever): the awaitable of acquire_async,
+ * whose await returns True or False. */
+static PyObject *Sem_acquiring(SemObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    long long n, deadline;
+    if (parse_n_deadline(args, nargs, &n, &deadline) < 0) return NULL;
+    PyObject *s = submit(self, n, deadline);
+    return s == NULL ? NULL : acquiring_new(self, s, n, 1);
+}
+
+/* __aenter__(): as acquire_async(), its await returning None. */
+static PyObject *done_none; /* an awaitable whose await returns None at once */
+
+static PyObject *Sem_aenter(SemObject *self, PyObject *unused) {
+    (void)unused;
+    if (self->sem != NULL && sem_try_acquire(self->sem) == SEM_OK) return Py_NewRef(done_none);
+    PyObject *s = submit(self, 1, INT64_MAX);
+    return s == NULL ? NULL : acquiring_new(self, s, 1, 0);
+}
+
+/* __aexit__(*exc): a release that, inside the loop whose notifier was used
+ * last, resolves what it completes now (no system call, no extra turn of
+ * the loop); elsewhere a plain release. Its await returns None at once. */
+static PyObject *Sem_aexit(SemObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)args;
+    (void)nargs;
     if (!ready(self)) return NULL;
-    if (w->drained) return PyLong_FromLong(SEM_ENOTPENDING);
-    return PyLong_FromLong(sem_cancel(self->sem, &w->ticket));
+    PyObject *r;
+    PyObject *loop = NULL;
+    if (sem_waiters(self->sem) != 0 && last_nt != NULL) {
+        loop = PyObject_CallNoArgs(get_running_loop);
+        if (loop == NULL) return NULL;
+        Py_DECREF(loop); /* only compared */
+    }
+    if (loop == NULL || loop != last_loop) {
+        r = release_n(self, 1);
+    } else {
+        PyObject *notifier = Py_NewRef(last_nt); /* the drain may run Python code */
+        rsem_notifier *nt = ((NotifierObject *)notifier)->nt;
+        sem_notifier_quiet(nt, 1);
+        r = release_n(self, 1);
+        sem_notifier_quiet(nt, 0);
+        PyObject *d = Notifier_drain((NotifierObject *)notifier, NULL);
+        Py_DECREF(notifier);
+        if (d == NULL) Py_CLEAR(r);
+        Py_XDECREF(d);
+    }
+    if (r == NULL) return NULL;
+    Py_DECREF(r);
+    return Py_NewRef(done_none);
 }
 
 /* ---- extras ------------------------------------------------------------ */
@@ -686,9 +1027,10 @@ static PyMethodDef Sem_methods[] = {
     {"shutdown", (PyCFunction)Sem_shutdown, METH_NOARGS,
      "Blocked and later acquires raise ClosedError; releases keep working."},
     {"drain", (PyCFunction)Sem_drain, METH_NOARGS, "Takes every free permit; returns how many."},
-    {"_acquire_notify", (PyCFunction)(void (*)(void))Sem_acquire_notify, METH_FASTCALL, NULL},
-    {"_cancel", (PyCFunction)Sem_cancel, METH_O, NULL},
-    {"_release_here", (PyCFunction)Sem_release_here, METH_O, NULL},
+    {"__aenter__", (PyCFunction)Sem_aenter, METH_NOARGS, NULL},
+    {"__aexit__", (PyCFunction)(void (*)(void))Sem_aexit, METH_FASTCALL, NULL},
+    {"_acquiring", (PyCFunction)(void (*)(void))Sem_acquiring, METH_FASTCALL, NULL},
+    {"_submit", (PyCFunction)(void (*)(void))Sem_submit, METH_FASTCALL, NULL},
     {NULL, NULL, 0, NULL},
 };
 
@@ -724,19 +1066,33 @@ static PyTypeObject BoundedSemaphoreType = {
     .tp_init = (initproc)BoundedSemaphore_init,
 };
 
+static PyMethodDef module_methods[] = {
+    {"_setup", (PyCFunction)(void (*)(void))module_setup, METH_FASTCALL, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "rsem._rsem", "The rsem C extension.", -1, NULL, NULL, NULL, NULL, NULL,
+    PyModuleDef_HEAD_INIT, "rsem._rsem", "The rsem C extension.", -1, module_methods,
+    NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__rsem(void) {
     BoundedSemaphoreType.tp_base = &SemaphoreType;
     if (PyType_Ready(&SemaphoreType) < 0 || PyType_Ready(&BoundedSemaphoreType) < 0 ||
-        PyType_Ready(&NotifierType) < 0)
+        PyType_Ready(&NotifierType) < 0 || PyType_Ready(&AcquiringType) < 0)
         return NULL;
     str_cancelled = PyUnicode_InternFromString("cancelled");
     str_set_result = PyUnicode_InternFromString("set_result");
     str_set_exception = PyUnicode_InternFromString("set_exception");
     str_create_future = PyUnicode_InternFromString("create_future");
+    str_done = PyUnicode_InternFromString("done");
+    str_cancel = PyUnicode_InternFromString("cancel");
+    str_result = PyUnicode_InternFromString("result");
+    str_throw = PyUnicode_InternFromString("throw");
+    if (str_done == NULL || str_cancel == NULL || str_result == NULL || str_throw == NULL)
+        return NULL;
+    done_none = acquiring_new(NULL, Py_NewRef(Py_False), 0, 0);
+    if (done_none == NULL) return NULL;
     if (str_cancelled == NULL || str_set_result == NULL || str_set_exception == NULL ||
         str_create_future == NULL)
         return NULL;
