@@ -34,7 +34,7 @@
 
 use core::ffi::c_int;
 use core::ptr;
-use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64};
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -138,10 +138,11 @@ impl Notifier {
             // SAFETY: `done` is ours until the CAS publishes it.
             unsafe { (*done).next_done.store(head, Relaxed) };
             // Release: a drain that takes the list sees the completion's
-            // fields (and what the completing thread did before).
+            // fields (and what the completing thread did before). SeqCst:
+            // see `quiet` below.
             match n
                 .head
-                .compare_exchange_weak(head, done.cast_mut(), Release, Relaxed)
+                .compare_exchange_weak(head, done.cast_mut(), SeqCst, Relaxed)
             {
                 Ok(_) => break,
                 Err(now) => head = now,
@@ -149,7 +150,13 @@ impl Notifier {
         }
         // AcqRel: pairs with the drain's clearing swap (a push whose
         // completion a drain did not take sees it cleared and signals).
-        if n.quiet.load(Acquire) == 0 && !n.signalled.swap(true, AcqRel) {
+        // SeqCst on this load and on the link above, as on the end of
+        // `quiet` and the drain's take: a store-buffering pattern (push:
+        // link, then read `quiet`; quiet's end: write `quiet`, then take),
+        // in which acquire/release alone would let the push read the old
+        // `quiet` (skip the signal) while the take misses its link. Free on
+        // x86, whose locked instructions order it anyway.
+        if n.quiet.load(SeqCst) == 0 && !n.signalled.swap(true, AcqRel) {
             signal(n.write_fd);
         }
         // The last access: from here the notifier may be freed.
@@ -163,9 +170,10 @@ impl Notifier {
             self.quiet.fetch_add(1, AcqRel);
         } else {
             // An unmatched end is ignored rather than wrapping around.
+            // SeqCst: see `push`.
             let _ = self
                 .quiet
-                .fetch_update(AcqRel, Acquire, |q| q.checked_sub(1));
+                .fetch_update(SeqCst, SeqCst, |q| q.checked_sub(1));
         }
     }
 
@@ -186,7 +194,8 @@ impl Notifier {
         }
         // Acquire: pairs with `push`'s Release. The list is newest first:
         // reverse it in place (no allocation on the common path).
-        let mut p = self.head.swap(ptr::null_mut(), Acquire);
+        // (SeqCst: see `push`.)
+        let mut p = self.head.swap(ptr::null_mut(), SeqCst);
         let mut oldest: *mut Completion = ptr::null_mut();
         while !p.is_null() {
             // SAFETY: a queued completion is live until drained, and only

@@ -209,33 +209,121 @@ def test_the_request_is_withdrawn_before_the_cancellation_reaches_the_task():
     run(main())
 
 
-def test_an_awaitable_dropped_unawaited_gives_the_acquire_up():
+def test_an_awaitable_does_nothing_until_awaited_and_gives_up_when_dropped():
     async def main():
-        s = rsem.Semaphore(0)
-        entering = s.__aenter__()  # queued at once, never awaited
+        s = rsem.Semaphore(1)
+        # Never awaited: nothing taken, nothing queued (as a coroutine).
+        for make in (s.__aenter__, lambda: s._acquiring(1)):
+            a = make()
+            del a
+            assert s.value == 1 and s.waiters == 0
+        assert s.acquire(False)
+        # Queued (first step taken), then dropped: withdrawn.
+        entering = s.__aenter__()
+        assert entering.send(None) is not None  # yields the loop's future
         assert s.waiters == 1
         del entering
-        assert s.waiters == 0      # withdrawn
-        s.release()
-        assert s.value == 1
-        assert s.acquire(False)
+        assert s.waiters == 0
         # Granted, then dropped before anyone took the permit: it goes back.
         entering = s.__aenter__()
+        entering.send(None)
         s.release()
         del entering
         rsem._loop_notifier().drain()
         assert s.value == 1 and s.waiters == 0
-        # Queued, never started, then closed (as when a coroutine awaiting
-        # it is closed).
         assert s.acquire(False)
+        # Queued, then closed (as when a coroutine awaiting it is closed).
         entering = s._acquiring(1)
+        entering.send(None)
         assert s.waiters == 1
         entering.close()
         assert s.waiters == 0
         s.release()
         assert s.value == 1
+        # A cancelled wrapper that never started takes nothing.
+        task = asyncio.ensure_future(s.__aenter__())
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert s.value == 1
+        # throw() before the first step raises what was thrown (TypeError for
+        # a non-exception), taking nothing.
+        with pytest.raises(KeyError):
+            s.__aenter__().throw(KeyError("k"))
+        with pytest.raises(TypeError):
+            s.__aenter__().throw(42)
+        assert s.value == 1
 
     run(main())
+
+
+def test_aexit_outside_a_loop_still_releases():
+    # An abandoned task's coroutine closed by the garbage collector after its
+    # loop was closed runs __aexit__ with no loop running: the permit must
+    # still go back (here to a blocked thread).
+    import gc
+
+    s = rsem.Semaphore(1)
+
+    async def warm():  # a contended acquire: the C half remembers this loop
+        s2 = rsem.Semaphore(0)
+        asyncio.get_running_loop().call_soon(s2.release)
+        await s2.acquire_async()
+
+    asyncio.run(warm())
+
+    async def holder():
+        async with s:
+            await asyncio.Event().wait()  # never set
+
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(holder())
+    loop.run_until_complete(asyncio.sleep(0.01))  # the task holds the permit
+    loop.close()  # closed with the task pending
+    got = []
+    th = threading.Thread(target=lambda: got.append(s.acquire(timeout=10)))
+    th.start()
+    wait_for(lambda: s.waiters == 1, "the thread queued")
+    del task
+    gc.collect()  # the coroutine is closed: __aexit__ outside any loop
+    th.join()
+    assert got == [True]
+
+
+def test_loops_in_several_threads_never_mix_futures():
+    # Each thread runs its own loop; contended acquires in all of them at
+    # once: each task must always get its own loop's future.
+    s = rsem.Semaphore(1)
+    errors = []
+
+    def worker():
+        async def task():
+            for _ in range(300):
+                async with s:
+                    await asyncio.sleep(0)
+
+        async def main():
+            await asyncio.gather(*(task() for _ in range(3)))
+
+        try:
+            asyncio.run(main())
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+
+    import sys
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        ts = [threading.Thread(target=worker) for _ in range(3)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert errors == []
+    assert s.value == 1 and s.waiters == 0
 
 
 def test_awaits_return_what_the_threading_and_asyncio_apis_do():
@@ -253,6 +341,10 @@ def test_awaits_return_what_the_threading_and_asyncio_apis_do():
         s.release()
         assert await s.acquire_async(2, timeout=0.01) is False
         assert s.value == 1 and s.waiters == 0
+        s.acquire(False)
+        for t in (float("-inf"), -1e300, -1):  # already passed: False at once
+            assert await s.acquire_async(timeout=t) is False
+        s.release()
 
     run(main())
 

@@ -23,6 +23,7 @@ import asyncio
 import time
 import weakref
 from asyncio import get_running_loop as _get_running_loop
+from asyncio.events import _get_running_loop as _running_loop_or_none
 
 from . import _rsem
 from ._rsem import ClosedError, COUNT_MAX
@@ -53,7 +54,7 @@ def _loop_notifier():
 
 # The C half remembers the last loop and its notifier, and asks _notifier
 # when the running loop is another one.
-_rsem._setup(_get_running_loop, _notifier)
+_rsem._setup(_running_loop_or_none, _notifier)
 
 
 def _deadline(timeout):
@@ -66,9 +67,11 @@ def _deadline(timeout):
         raise ValueError("timeout must not be NaN")
     now = time.monotonic_ns()
     ns = timeout * 1e9
+    if ns <= 0:
+        return now  # already passed (also for -inf)
     if ns >= _FOREVER - now:
         return _FOREVER
-    return now + max(0, int(ns))
+    return now + int(ns)
 
 
 class _Async:

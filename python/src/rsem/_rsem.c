@@ -525,15 +525,24 @@ static PyObject *Notifier_drain(NotifierObject *self, PyObject *unused) {
     (void)unused;
     rsem_completion done[64];
     long total = 0;
-    int failed = 0;
+    /* The first failure's exception, kept aside: every completion is still
+     * resolved, each with no exception set. */
+    PyObject *type = NULL, *value = NULL, *tb = NULL;
     for (;;) {
         int64_t k = sem_notifier_drain(self->nt, done, 64);
-        for (int64_t i = 0; i < k; i++)
-            if (resolve((AsyncWait *)done[i].ctx, done[i].status) < 0) failed = 1;
+        for (int64_t i = 0; i < k; i++) {
+            if (resolve((AsyncWait *)done[i].ctx, done[i].status) < 0) {
+                if (type == NULL) PyErr_Fetch(&type, &value, &tb);
+                else PyErr_Clear();
+            }
+        }
         total += (long)k;
         if (k < 64) break;
     }
-    if (failed) return NULL;
+    if (type != NULL) {
+        PyErr_Restore(type, value, tb);
+        return NULL;
+    }
     return PyLong_FromLong(total);
 }
 
@@ -556,11 +565,11 @@ static PyTypeObject NotifierType = {
     .tp_new = PyType_GenericNew,
 };
 
-/* Set by __init__.py through _setup(): asyncio's get_running_loop, and
- * notifier_for(loop), which makes or finds the loop's Notifier (and
- * registers its descriptor with the loop). The last loop seen and its
- * notifier are kept (strong references) so that the common case is one
- * pointer comparison. */
+/* Set by __init__.py through _setup(): asyncio's _get_running_loop (None
+ * outside a loop), and notifier_for(loop), which makes or finds the loop's
+ * Notifier (and registers its descriptor with the loop). The last loop seen
+ * and its notifier are kept (strong references) so that the common case is
+ * one pointer comparison. */
 static PyObject *get_running_loop, *notifier_for;
 static PyObject *last_loop, *last_nt;
 static PyObject *str_create_future;
@@ -568,7 +577,7 @@ static PyObject *str_create_future;
 static PyObject *module_setup(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
     (void)m;
     if (nargs != 2 || !PyCallable_Check(args[0]) || !PyCallable_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "_setup(get_running_loop, notifier_for)");
+        PyErr_SetString(PyExc_TypeError, "_setup(_get_running_loop, notifier_for)");
         return NULL;
     }
     Py_XSETREF(get_running_loop, Py_NewRef(args[0]));
@@ -576,34 +585,46 @@ static PyObject *module_setup(PyObject *m, PyObject *const *args, Py_ssize_t nar
     Py_RETURN_NONE;
 }
 
-/* The running loop's notifier (a borrowed reference, valid while the GIL
- * is held and no Python code runs), or NULL with an exception (no running
- * loop, or _setup not called). */
-static NotifierObject *running_notifier(void) {
+/* The running loop and its notifier, as new references: 0, or -1 with an
+ * exception (no running loop). The cache's globals are read once and
+ * replaced whole, old values dropped last: dropping a loop may run Python
+ * code, and another thread may then replace the cache again. */
+static int running_loop(PyObject **loop_out, NotifierObject **nt_out) {
     if (get_running_loop == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "rsem._rsem._setup was not called");
-        return NULL;
+        return -1;
     }
     PyObject *loop = PyObject_CallNoArgs(get_running_loop);
-    if (loop == NULL) return NULL;
-    if (loop != last_loop || last_nt == NULL) {
-        PyObject *nt = PyObject_CallOneArg(notifier_for, loop);
-        if (nt == NULL) {
-            Py_DECREF(loop);
-            return NULL;
-        }
-        if (!PyObject_TypeCheck(nt, &NotifierType)) {
-            Py_DECREF(loop);
-            Py_DECREF(nt);
-            PyErr_SetString(PyExc_TypeError, "notifier_for must return a Notifier");
-            return NULL;
-        }
-        Py_XSETREF(last_nt, nt);
-        Py_XSETREF(last_loop, loop);
-    } else {
+    if (loop == NULL) return -1;
+    if (loop == Py_None) {
         Py_DECREF(loop);
+        PyErr_SetString(PyExc_RuntimeError, "no running event loop");
+        return -1;
     }
-    return (NotifierObject *)last_nt;
+    if (loop == last_loop && last_nt != NULL) {
+        *loop_out = loop;
+        *nt_out = (NotifierObject *)Py_NewRef(last_nt);
+        return 0;
+    }
+    PyObject *nt = PyObject_CallOneArg(notifier_for, loop);
+    if (nt == NULL) {
+        Py_DECREF(loop);
+        return -1;
+    }
+    if (!PyObject_TypeCheck(nt, &NotifierType)) {
+        Py_DECREF(loop);
+        Py_DECREF(nt);
+        PyErr_SetString(PyExc_TypeError, "notifier_for must return a Notifier");
+        return -1;
+    }
+    PyObject *old_loop = last_loop, *old_nt = last_nt;
+    last_loop = Py_NewRef(loop);
+    last_nt = Py_NewRef(nt);
+    Py_XDECREF(old_loop);
+    Py_XDECREF(old_nt);
+    *loop_out = loop;
+    *nt_out = (NotifierObject *)nt;
+    return 0;
 }
 
 /* Queues an acquire of n permits (deadline on CLOCK_MONOTONIC ns) for the
@@ -620,12 +641,18 @@ static PyObject *submit(SemObject *self, long long n, long long deadline) {
     int now = n == 1 ? sem_try_acquire(self->sem) : sem_acquire_many(self->sem, n, 0.0);
     if (now == SEM_OK) Py_RETURN_TRUE;
     if (now == SEM_ECLOSED) return status_error(now);
-    NotifierObject *nt = running_notifier();
-    if (nt == NULL) return NULL;
-    PyObject *future = PyObject_CallMethodNoArgs(last_loop, str_create_future);
-    if (future == NULL) return NULL;
+    PyObject *loop;
+    NotifierObject *nt;
+    if (running_loop(&loop, &nt) < 0) return NULL;
+    PyObject *future = PyObject_CallMethodNoArgs(loop, str_create_future);
+    Py_DECREF(loop);
+    if (future == NULL) {
+        Py_DECREF(nt);
+        return NULL;
+    }
     AsyncWait *w = new_wait();
     if (w == NULL) {
+        Py_DECREF(nt);
         Py_DECREF(future);
         return PyErr_NoMemory();
     }
@@ -634,6 +661,10 @@ static PyObject *submit(SemObject *self, long long n, long long deadline) {
     w->n = n;
     link_wait(self, w);
     int status = sem_acquire_notify(self->sem, n, deadline, nt->nt, w, &w->ticket);
+    /* The loop's notifier object lives as long as the loop (which the
+     * future keeps alive), and sem_notifier_free refuses while acquires
+     * are pending: the rsem_notifier outlives this acquire. */
+    Py_DECREF(nt);
     if (status != SEM_PENDING) {
         unlink_wait(self, w);
         drop_wait(w);
@@ -698,6 +729,7 @@ static void give_up(SemObject *self, PyObject *future, int64_t n) {
         Py_XDECREF(PyObject_CallMethodNoArgs(future, str_cancel));
     }
     Py_XDECREF(done);
+    PyErr_Clear();
     PyObject *c = PyObject_CallMethodNoArgs(future, str_cancelled);
     if (c == Py_True) {
         /* Not resolved, so the acquire is still ours to withdraw; if a grant
@@ -713,74 +745,83 @@ static void give_up(SemObject *self, PyObject *future, int64_t n) {
     PyErr_Restore(type, value, tb);
 }
 
-/* The awaitable of `async with` and acquire_async: it waits for the
- * future of a queued acquire (through the future's own iterator, so the
- * task sees a plain asyncio future) and, if the await ends any other way
- * than by taking the result (cancel, close, or the awaitable dropped
- * unawaited), gives the acquire up. With no future it is done: its await
- * returns `value` at once. */
+/* The awaitable of `async with` and acquire_async. Like a coroutine, it
+ * does nothing until awaited: its first step takes the permits if they are
+ * free (the await returns at once) or queues the acquire and waits for the
+ * loop's future (through the future's own iterator, so the task sees a
+ * plain asyncio future). If the await ends any other way than by taking the
+ * result (cancelled, something thrown in, closed, or dropped while
+ * waiting), the acquire is given up: withdrawn, or its grant given back. */
+enum { ACQ_NEW, ACQ_WAITING, ACQ_DONE };
+
 typedef struct {
     PyObject_HEAD
-    SemObject *sem;    /* NULL when done at once */
-    PyObject *future;  /* NULL when done at once */
-    PyObject *it;      /* the future's iterator, from the first send */
-    PyObject *value;   /* the await's value when done at once */
-    int64_t n;
-    int want_result;   /* 1: the await returns the future's result; 0: None */
-    int finished;      /* the awaiter had the outcome: nothing to give up */
+    SemObject *sem;
+    PyObject *future;  /* while waiting */
+    PyObject *it;      /* the future's iterator, while waiting */
+    int64_t n, deadline;
+    int want_result;   /* 1: the await returns True/False; 0: None */
+    int state;
 } AcquiringObject;
 
 static PyTypeObject AcquiringType;
 
-static PyObject *acquiring_new(SemObject *sem, PyObject *submitted, int64_t n, int want_result) {
+static PyObject *acquiring_new(SemObject *sem, int64_t n, int64_t deadline, int want_result) {
     AcquiringObject *a = PyObject_GC_New(AcquiringObject, &AcquiringType);
-    if (a == NULL) {
-        Py_DECREF(submitted);
-        return NULL;
-    }
+    if (a == NULL) return NULL;
+    a->sem = (SemObject *)Py_NewRef((PyObject *)sem);
+    a->future = NULL;
     a->it = NULL;
     a->n = n;
+    a->deadline = deadline;
     a->want_result = want_result;
-    a->finished = 0;
-    if (PyBool_Check(submitted)) {
-        a->sem = NULL;
-        a->future = NULL;
-        a->value = want_result ? submitted : Py_NewRef(Py_None);
-        if (!want_result) Py_DECREF(submitted);
-    } else {
-        a->sem = (SemObject *)Py_NewRef((PyObject *)sem);
-        a->future = submitted;
-        a->value = NULL;
-    }
+    a->state = ACQ_NEW;
     PyObject_GC_Track(a);
     return (PyObject *)a;
 }
 
+/* Ends the wait: gives the acquire up if it was still waiting. */
 static void acquiring_finish(AcquiringObject *a) {
-    if (!a->finished && a->future != NULL) give_up(a->sem, a->future, a->n);
-    a->finished = 1;
+    if (a->state == ACQ_WAITING) give_up(a->sem, a->future, a->n);
+    a->state = ACQ_DONE;
+    Py_CLEAR(a->it);
+    Py_CLEAR(a->future);
 }
 
 static PySendResult Acquiring_send(AcquiringObject *a, PyObject *arg, PyObject **result) {
-    if (a->future == NULL || a->finished) {
-        a->finished = 1;
-        *result = Py_NewRef(a->value != NULL ? a->value : Py_None);
-        return PYGEN_RETURN;
+    *result = NULL;
+    if (a->state == ACQ_DONE) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot reuse an awaited rsem acquire");
+        return PYGEN_ERROR;
     }
-    if (a->it == NULL) {
-        PyAsyncMethods *am = Py_TYPE(a->future)->tp_as_async;
-        a->it = am != NULL && am->am_await != NULL
-                    ? am->am_await(a->future)
-                    : PyObject_CallMethod(a->future, "__await__", NULL);
-        if (a->it == NULL) {
-            acquiring_finish(a);
-            *result = NULL;
+    if (a->state == ACQ_NEW) {
+        PyObject *s = submit(a->sem, a->n, a->deadline);
+        if (s == NULL) {
+            a->state = ACQ_DONE;
             return PYGEN_ERROR;
         }
+        if (PyBool_Check(s)) {
+            a->state = ACQ_DONE;
+            if (!a->want_result) Py_SETREF(s, Py_NewRef(Py_None));
+            *result = s;
+            return PYGEN_RETURN;
+        }
+        a->future = s;
+        a->state = ACQ_WAITING;
+        PyAsyncMethods *am = Py_TYPE(s)->tp_as_async;
+        a->it = am != NULL && am->am_await != NULL ? am->am_await(s)
+                                                   : PyObject_CallMethod(s, "__await__", NULL);
+        if (a->it == NULL) {
+            acquiring_finish(a);
+            return PYGEN_ERROR;
+        }
+        arg = Py_None; /* the first send into the future's iterator */
     }
     PySendResult r = PyIter_Send(a->it, arg, result);
     if (r == PYGEN_RETURN) {
-        a->finished = 1;
+        a->state = ACQ_DONE; /* the awaiter has the outcome */
+        Py_CLEAR(a->it);
+        Py_CLEAR(a->future);
         if (!a->want_result) Py_SETREF(*result, Py_NewRef(Py_None));
     } else if (r == PYGEN_ERROR) {
         acquiring_finish(a); /* e.g. the future was cancelled */
@@ -822,29 +863,35 @@ static PyObject *Acquiring_send_method(AcquiringObject *a, PyObject *arg) {
 
 static PyObject *str_throw;
 
-/* throw(...): the awaiting task is cancelled (or something else is thrown
- * in): passed to the future's iterator, which raises it; then the acquire
- * is given up. */
-static PyObject *Acquiring_throw(AcquiringObject *a, PyObject *const *args, Py_ssize_t nargs) {
-    PyObject *r;
-    if (a->it != NULL && !a->finished) {
-        r = PyObject_VectorcallMethod(str_throw, (PyObject *[]){a->it, nargs > 0 ? args[0] : NULL,
-                                                                nargs > 1 ? args[1] : NULL,
-                                                                nargs > 2 ? args[2] : NULL},
-                                      1 + (size_t)nargs, NULL);
+/* Raises what throw(typ[, val[, tb]]) was given, as a generator that is not
+ * running would; a TypeError for something that is not an exception. */
+static void raise_thrown(PyObject *const *args, Py_ssize_t nargs) {
+    PyObject *typ = args[0], *val = nargs > 1 ? args[1] : Py_None;
+    if (PyExceptionInstance_Check(typ)) {
+        PyErr_SetObject((PyObject *)Py_TYPE(typ), typ);
+    } else if (PyExceptionClass_Check(typ)) {
+        PyErr_SetObject(typ, val == Py_None ? NULL : val);
     } else {
-        /* Not started or over: raise what was thrown, as a generator would. */
-        if (nargs < 1) {
-            PyErr_SetString(PyExc_TypeError, "throw expected at least 1 argument");
-            r = NULL;
-        } else if (PyExceptionInstance_Check(args[0])) {
-            PyErr_SetObject((PyObject *)Py_TYPE(args[0]), args[0]);
-            r = NULL;
-        } else {
-            PyErr_SetObject(args[0], nargs > 1 && args[1] != Py_None ? args[1] : NULL);
-            r = NULL;
-        }
+        PyErr_Format(PyExc_TypeError,
+                     "exceptions must be classes or instances deriving from BaseException, not %s",
+                     Py_TYPE(typ)->tp_name);
     }
+}
+
+/* throw(...): while waiting, passed to the future's iterator, which raises
+ * it; the acquire is then given up. */
+static PyObject *Acquiring_throw(AcquiringObject *a, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs < 1 || nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "throw expected 1 to 3 arguments");
+        return NULL;
+    }
+    if (a->state != ACQ_WAITING) {
+        a->state = ACQ_DONE; /* as a coroutine that never ran: nothing taken */
+        raise_thrown(args, nargs);
+        return NULL;
+    }
+    PyObject *call[4] = {a->it, args[0], nargs > 1 ? args[1] : NULL, nargs > 2 ? args[2] : NULL};
+    PyObject *r = PyObject_VectorcallMethod(str_throw, call, 1 + (size_t)nargs, NULL);
     if (r == NULL) acquiring_finish(a);
     return r;
 }
@@ -855,26 +902,31 @@ static PyObject *Acquiring_close(AcquiringObject *a, PyObject *unused) {
     Py_RETURN_NONE;
 }
 
+/* Dropped while waiting (its task was destroyed): the acquire is given up.
+ * A finalizer rather than tp_clear, so that it runs before any reference
+ * is cleared, and may call the future's methods. */
+static void Acquiring_finalize(AcquiringObject *a) {
+    if (a->state == ACQ_WAITING) acquiring_finish(a); /* keeps the exception state */
+}
+
 static int Acquiring_traverse(AcquiringObject *a, visitproc visit, void *arg) {
     Py_VISIT(a->sem);
     Py_VISIT(a->future);
     Py_VISIT(a->it);
-    Py_VISIT(a->value);
     return 0;
 }
 
 static int Acquiring_clear(AcquiringObject *a) {
-    acquiring_finish(a);
     Py_CLEAR(a->it);
     Py_CLEAR(a->future);
     Py_CLEAR(a->sem);
-    Py_CLEAR(a->value);
     return 0;
 }
 
 static void Acquiring_dealloc(AcquiringObject *a) {
+    if (PyObject_CallFinalizerFromDealloc((PyObject *)a) < 0) return; /* resurrected */
     PyObject_GC_UnTrack(a);
-    (void)Acquiring_clear(a); /* dropped unawaited: the acquire is given up */
+    (void)Acquiring_clear(a);
     PyObject_GC_Del(a);
 }
 
@@ -905,6 +957,7 @@ static PyTypeObject AcquiringType = {
     .tp_iter = PyObject_SelfIter,
     .tp_iternext = (iternextfunc)Acquiring_next,
     .tp_methods = Acquiring_methods,
+    .tp_finalize = (destructor)Acquiring_finalize,
 };
 
 /* _acquiring(n=1, deadline_ns=forever): the awaitable of acquire_async,
@@ -912,46 +965,80 @@ static PyTypeObject AcquiringType = {
 static PyObject *Sem_acquiring(SemObject *self, PyObject *const *args, Py_ssize_t nargs) {
     long long n, deadline;
     if (parse_n_deadline(args, nargs, &n, &deadline) < 0) return NULL;
-    PyObject *s = submit(self, n, deadline);
-    return s == NULL ? NULL : acquiring_new(self, s, n, 1);
+    return acquiring_new(self, n, deadline, 1);
 }
 
 /* __aenter__(): as acquire_async(), its await returning None. */
-static PyObject *done_none; /* an awaitable whose await returns None at once */
-
 static PyObject *Sem_aenter(SemObject *self, PyObject *unused) {
     (void)unused;
-    if (self->sem != NULL && sem_try_acquire(self->sem) == SEM_OK) return Py_NewRef(done_none);
-    PyObject *s = submit(self, 1, INT64_MAX);
-    return s == NULL ? NULL : acquiring_new(self, s, 1, 0);
+    return acquiring_new(self, 1, INT64_MAX, 0);
 }
+
+/* An awaitable whose await returns None at once (what __aexit__ gives). */
+static PyObject *Done_await(PyObject *self) { return Py_NewRef(self); }
+static PyObject *Done_next(PyObject *self) {
+    (void)self;
+    return NULL; /* StopIteration(None) */
+}
+static PySendResult Done_send(PyObject *self, PyObject *arg, PyObject **result) {
+    (void)self;
+    (void)arg;
+    *result = Py_NewRef(Py_None);
+    return PYGEN_RETURN;
+}
+static PyAsyncMethods Done_async = {.am_await = Done_await, .am_send = Done_send};
+static PyTypeObject DoneType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "rsem._rsem._Done",
+    .tp_basicsize = sizeof(PyObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_as_async = &Done_async,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = Done_next,
+};
+static PyObject *done_none;
 
 /* __aexit__(*exc): a release that, inside the loop whose notifier was used
  * last, resolves what it completes now (no system call, no extra turn of
- * the loop); elsewhere a plain release. Its await returns None at once. */
+ * the loop); elsewhere (another loop, or none running) a plain release. */
 static PyObject *Sem_aexit(SemObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)args;
     (void)nargs;
     if (!ready(self)) return NULL;
-    PyObject *r;
-    PyObject *loop = NULL;
-    if (sem_waiters(self->sem) != 0 && last_nt != NULL) {
-        loop = PyObject_CallNoArgs(get_running_loop);
-        if (loop == NULL) return NULL;
-        Py_DECREF(loop); /* only compared */
+    PyObject *notifier = NULL;
+    if (sem_waiters(self->sem) != 0 && last_nt != NULL && get_running_loop != NULL) {
+        PyObject *loop = PyObject_CallNoArgs(get_running_loop);
+        if (loop == NULL) {
+            PyErr_Clear(); /* the release comes first */
+        } else {
+            /* A running loop is alive: dropping it runs no code, and the
+             * globals cannot change between the comparison and the read. */
+            if (loop == last_loop) notifier = Py_NewRef(last_nt);
+            Py_DECREF(loop);
+        }
     }
-    if (loop == NULL || loop != last_loop) {
+    PyObject *r;
+    if (notifier == NULL) {
         r = release_n(self, 1);
     } else {
-        PyObject *notifier = Py_NewRef(last_nt); /* the drain may run Python code */
         rsem_notifier *nt = ((NotifierObject *)notifier)->nt;
         sem_notifier_quiet(nt, 1);
         r = release_n(self, 1);
         sem_notifier_quiet(nt, 0);
-        PyObject *d = Notifier_drain((NotifierObject *)notifier, NULL);
+        if (r != NULL) {
+            PyObject *d = Notifier_drain((NotifierObject *)notifier, NULL);
+            if (d == NULL) Py_CLEAR(r);
+            Py_XDECREF(d);
+        } else {
+            /* Keep the release's error; what it completed (nothing, as it
+             * failed) is drained with a clean error state. */
+            PyObject *type, *value, *tb;
+            PyErr_Fetch(&type, &value, &tb);
+            Py_XDECREF(Notifier_drain((NotifierObject *)notifier, NULL));
+            PyErr_Clear();
+            PyErr_Restore(type, value, tb);
+        }
         Py_DECREF(notifier);
-        if (d == NULL) Py_CLEAR(r);
-        Py_XDECREF(d);
     }
     if (r == NULL) return NULL;
     Py_DECREF(r);
@@ -1091,7 +1178,8 @@ PyMODINIT_FUNC PyInit__rsem(void) {
     str_throw = PyUnicode_InternFromString("throw");
     if (str_done == NULL || str_cancel == NULL || str_result == NULL || str_throw == NULL)
         return NULL;
-    done_none = acquiring_new(NULL, Py_NewRef(Py_False), 0, 0);
+    if (PyType_Ready(&DoneType) < 0) return NULL;
+    done_none = PyType_GenericAlloc(&DoneType, 0);
     if (done_none == NULL) return NULL;
     if (str_cancelled == NULL || str_set_result == NULL || str_set_exception == NULL ||
         str_create_future == NULL)
