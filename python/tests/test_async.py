@@ -290,6 +290,59 @@ def test_aexit_outside_a_loop_still_releases():
     assert got == [True]
 
 
+def test_the_loop_cache_is_not_repointed_under_a_task():
+    # Review finding (deterministic form): replacing the remembered loop
+    # drops the old one, whose __del__ runs Python code; another thread
+    # remembering its own loop meanwhile must not hand this task the other
+    # loop's future.
+    sem = rsem.Semaphore(0)
+    in_del, other_done = threading.Event(), threading.Event()
+
+    class SlowDelLoop(asyncio.SelectorEventLoop):
+        def __del__(self):
+            super().__del__()
+            in_del.set()
+            other_done.wait(2)  # stands for a GIL switch inside __del__
+
+    async def contended():
+        asyncio.get_running_loop().call_later(0.05, sem.release)
+        ok = await sem.acquire_async()
+        sem.release()
+        return ok
+
+    def first():
+        with asyncio.Runner(loop_factory=SlowDelLoop) as r:
+            assert r.run(contended())
+
+    if not hasattr(asyncio, "Runner"):
+        pytest.skip("asyncio.Runner is 3.11+")
+    t = threading.Thread(target=first)
+    t.start()
+    t.join()
+    assert sem.acquire(False)  # back to 0; the closed loop is only remembered now
+    results = []
+
+    def other():
+        in_del.wait(5)
+
+        async def m():
+            fut = sem._submit()  # remembers this thread's loop
+            other_done.set()
+            await asyncio.sleep(0.3)
+            sem.release()
+            results.append(await fut)
+            sem.release()
+
+        asyncio.run(m())
+
+    t = threading.Thread(target=other)
+    t.start()
+    assert asyncio.run(contended()) is True  # a RuntimeError if it got a foreign future
+    t.join()
+    assert results == [True]
+    del SlowDelLoop
+
+
 def test_loops_in_several_threads_never_mix_futures():
     # Each thread runs its own loop; contended acquires in all of them at
     # once: each task must always get its own loop's future.
