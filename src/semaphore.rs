@@ -1587,6 +1587,15 @@ mod tests {
         Wait::Until(Instant::now() + Duration::from_millis(ms))
     }
 
+    #[test]
+    fn four_cache_lines() {
+        // The README's memory table states this size (and bench/memory.cpp
+        // prints it): the state word's line, the parameters' line, and two
+        // lines of slow-path data.
+        assert_eq!(core::mem::size_of::<Semaphore>(), 256);
+        assert_eq!(core::mem::align_of::<Semaphore>(), 64);
+    }
+
     /// Waits (yielding) until `cond` holds; fails the test after 10 s.
     fn eventually(what: &str, cond: impl Fn() -> bool) {
         let start = Instant::now();
