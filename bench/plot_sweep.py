@@ -48,13 +48,15 @@ def main(src, dst):
     cs_labels = [f"{c:g} ns" for c in cs]
     for ax, permits in zip(axes[:2], (1, 4)):
         grid = [[r.get(("quiet", c, t, permits), float("nan")) for t in threads] for c in cs]
-        im = heatmap(ax, grid, cs_labels, threads, f"quiet, {permits} permit{'s' * (permits > 1)}", norm)
+        im = heatmap(ax, grid, cs_labels if permits == 1 else [""] * len(cs), threads,
+                     f"quiet, {permits} permit{'s' * (permits > 1)}", norm)
         ax.set_xlabel("threads")
     axes[0].set_ylabel("work inside (critical section)")
     loaded = [[r.get(("loaded", 100.0, t, p), float("nan")) for p in (1, 4)] for t in threads]
     heatmap(axes[2], loaded, [f"{t} threads" for t in threads], ["1 permit", "4 permits"],
             "loaded machine, ~100 ns work", norm)
-    fig.colorbar(im, ax=axes, shrink=0.8, label="best peer's throughput / rsem's (below 1: rsem faster)")
+    axes[2].yaxis.tick_right()
+    fig.colorbar(im, ax=axes, shrink=0.8, pad=0.12, label="best peer's throughput / rsem's (below 1: rsem faster)")
     fig.suptitle("rsem against the best of glibc sem_t, std::counting_semaphore, mutex+condvar")
     fig.savefig(dst, dpi=100, bbox_inches="tight")
     print(f"wrote {dst}")
