@@ -34,8 +34,9 @@
 //! - Acquire is one compare-and-swap that subtracts from the count when the
 //!   count is large enough and `HANDOFF` is clear (the fast path). Otherwise,
 //!   while nobody is queued, it spins for at most [`SPIN_FOR`] watching the
-//!   word (a handoff between running threads then costs a cache-line
-//!   transfer, not a sleep), then takes the lock, queues its record and
+//!   word, pausing twice as long between reads each time up to
+//!   [`SPIN_PAUSE_MAX`] `pause` instructions (a handoff between running
+//!   threads then costs a cache-line transfer, not a sleep), then takes the lock, queues its record and
 //!   sleeps on the record's parker.
 //! - While `PARKED` is clear, `release` is one compare-and-swap that adds to
 //!   the count (the fast path). While it is set, the same compare-and-swap
@@ -146,6 +147,10 @@ pub(crate) const SPIN_FOR: Duration = Duration::from_micros(4);
 /// Loom models do not spin.
 #[cfg(loom)]
 pub(crate) const SPIN_FOR: Duration = Duration::ZERO;
+/// A spinner reads the state word, then pauses for twice as many `pause`
+/// instructions as last time, up to this many: fewer reads of a line the
+/// permit holder is about to write.
+const SPIN_PAUSE_MAX: u32 = 8;
 
 /// Wake values (a `Parker`'s word): woken with a promise, compete for the
 /// permits.
@@ -669,6 +674,7 @@ impl Semaphore {
             return false;
         }
         let start = Instant::now();
+        let mut pause = 1u32;
         loop {
             // Check the clock only every few dozen spins.
             for _ in 0..32 {
@@ -679,7 +685,10 @@ impl Semaphore {
                 if s & PARKED != 0 {
                     return false;
                 }
-                core::hint::spin_loop();
+                for _ in 0..pause {
+                    core::hint::spin_loop();
+                }
+                pause = (pause * 2).min(SPIN_PAUSE_MAX);
             }
             if start.elapsed() >= SPIN_FOR {
                 return false;
