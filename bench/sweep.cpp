@@ -72,11 +72,16 @@ static Cell summarize(double seconds, long ops, const Usage &u0, const Usage &u1
 // wake-up), per implementation: the watchdog below frees them.
 static std::map<std::string, int> hangs;
 
+// The cell being measured, for the watchdog's report.
+static std::string current_cell;
+
 // Waits for `done` to reach `want`. A thread still asleep after 2 s while
 // a permit is free (try_acquire takes one) is a lost wake-up: counted for
-// `impl`, and freed by releasing `permits` more every 10 ms.
+// `impl`, and freed by taking every free permit and giving them back (plus
+// one) every 10 ms: a release from zero wakes a sleeper in every peer
+// (libstdc++'s only notifies when the count was zero).
 template <class S>
-static void watchdog(S &s, std::atomic<int> &done, int want, long permits, const char *impl) {
+static void watchdog(S &s, std::atomic<int> &done, int want, const char *impl) {
     auto t0 = Clock::now();
     bool lost = false;
     while (done.load() < want) {
@@ -86,10 +91,14 @@ static void watchdog(S &s, std::atomic<int> &done, int want, long permits, const
             if (done.load() == want) break;
             lost = true;
             hangs[impl]++;
-            fprintf(stderr, "%s: %d thread(s) asleep in acquire with permits free: a lost wake-up\n", impl,
-                    want - done.load());
+            fprintf(stderr, "%s, %s: %d thread(s) asleep in acquire with permits free: a lost wake-up\n",
+                    current_cell.c_str(), impl, want - done.load());
         }
-        if (lost) s.release(permits);
+        if (lost) {
+            long k = 0;
+            while (s.try_acquire()) k++;
+            s.release(k + 1);
+        }
         std::this_thread::sleep_for(std::chrono::milliseconds(lost ? 10 : 1));
     }
 }
@@ -136,7 +145,7 @@ Cell contended(int threads, long permits, long cs_iters, double seconds) {
     Usage u1 = usage();
     long total = 0;
     for (int i = 0; i < threads; i++) total += ops[i].n.load(std::memory_order_relaxed);
-    watchdog(s, done, threads, permits, S::name);
+    watchdog(s, done, threads, S::name);
     for (auto &th : ts) th.join();
     size_t samples = 0;
     for (auto &w : waits) samples += w.size();
@@ -180,7 +189,7 @@ Cell ping_pong(double seconds) {
         other.join();
         done = 1;
     });
-    watchdog(ping, done, 1, 1, S::name);
+    watchdog(ping, done, 1, S::name);
     joiner.join();
     return summarize(t, n, u0, u1, trips);
 }
@@ -223,6 +232,12 @@ static std::map<Key, std::map<std::string, std::vector<Cell>>> results;
 static std::vector<Key> order;
 static const char *impl_names[] = {PosixSem::name, StdSem::name, CondvarSem::name, Rsem::name};
 
+static std::string describe(const Key &k) {
+    char b[96];
+    snprintf(b, sizeof b, "%s, %g ns, %d threads, %ld permits", k.section.c_str(), k.cs_ns, k.threads, k.permits);
+    return b;
+}
+
 static void record(const Key &k, const char *impl, const Cell &c) {
     if (results.find(k) == results.end()) order.push_back(k);
     results[k][impl].push_back(c);
@@ -236,7 +251,8 @@ struct Tag {
 };
 
 template <class F>
-static void all_impls(int turn, F f) {
+static void all_impls(const Key &k, int turn, F f) {
+    current_cell = describe(k);
     std::function<void()> runs[] = {[&] { f(Tag<PosixSem>{}); }, [&] { f(Tag<StdSem>{}); },
                                     [&] { f(Tag<CondvarSem>{}); }, [&] { f(Tag<Rsem>{}); }};
     for (int k = 0; k < 4; k++) runs[(k + turn) % 4]();
@@ -290,7 +306,7 @@ int main(int argc, char **argv) {
                 for (long permits : permit_counts) {
                     long iters = (long)std::llround(cs / ns_iter);
                     Key k{"quiet", cs, threads, permits};
-                    all_impls(turn++, [&](auto tag) {
+                    all_impls(k, turn++, [&](auto tag) {
                         using S = typename decltype(tag)::type;
                         record(k, S::name, contended<S>(threads, permits, iters, secs));
                     });
@@ -298,14 +314,14 @@ int main(int argc, char **argv) {
         if (load) {
             start_load();
             Key pp{"loaded", -1, 2, 0};
-            all_impls(turn++, [&](auto tag) {
+            all_impls(pp, turn++, [&](auto tag) {
                 using S = typename decltype(tag)::type;
                 record(pp, S::name, ping_pong<S>(secs));
             });
             for (int threads : thread_counts)
                 for (long permits : permit_counts) {
                     Key k{"loaded", 100, threads, permits};
-                    all_impls(turn++, [&](auto tag) {
+                    all_impls(k, turn++, [&](auto tag) {
                         using S = typename decltype(tag)::type;
                         record(k, S::name, contended<S>(threads, permits, (long)std::llround(100 / ns_iter), secs));
                     });
@@ -315,7 +331,7 @@ int main(int argc, char **argv) {
         // Ping-pong on the quiet machine, for comparison with the loaded one.
         if (quiet) {
             Key pp{"quiet", -1, 2, 0};
-            all_impls(turn++, [&](auto tag) {
+            all_impls(pp, turn++, [&](auto tag) {
                 using S = typename decltype(tag)::type;
                 record(pp, S::name, ping_pong<S>(secs));
             });
