@@ -675,23 +675,29 @@ impl Semaphore {
         }
         let start = Instant::now();
         let mut pause = 1u32;
+        // `pause` instructions since the clock was last read.
+        let mut paused = 0u32;
         loop {
-            // Check the clock only every few dozen spins.
-            for _ in 0..32 {
-                let s = self.state.load(Relaxed);
-                if s & CLOSED != 0 || may_take(s, n) {
-                    return true;
-                }
-                if s & PARKED != 0 {
+            let s = self.state.load(Relaxed);
+            if s & CLOSED != 0 || may_take(s, n) {
+                return true;
+            }
+            if s & PARKED != 0 {
+                return false;
+            }
+            for _ in 0..pause {
+                core::hint::spin_loop();
+            }
+            paused += pause;
+            pause = (pause * 2).min(SPIN_PAUSE_MAX);
+            // Read the clock only every few dozen pauses (counted in pauses,
+            // not reads, so that a slow `pause`, or a `pause` that yields,
+            // as under Miri, does not stretch the spin).
+            if paused >= 32 {
+                paused = 0;
+                if start.elapsed() >= SPIN_FOR {
                     return false;
                 }
-                for _ in 0..pause {
-                    core::hint::spin_loop();
-                }
-                pause = (pause * 2).min(SPIN_PAUSE_MAX);
-            }
-            if start.elapsed() >= SPIN_FOR {
-                return false;
             }
         }
     }
