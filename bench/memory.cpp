@@ -67,8 +67,8 @@ int main(int argc, char **argv) {
             [](void *p) { delete (std::counting_semaphore<> *)p; });
     measure("mutex+condvar", sizeof(CondvarSem), count, [] { return (void *)new CondvarSem; },
             [](void *p) { delete (CondvarSem *)p; });
-    // 256: size_of::<Semaphore>(), which a unit test in src/semaphore.rs
-    // pins (the C ABI keeps it opaque).
+    // 256: size_of::<Semaphore>(), which the layout unit test in
+    // src/semaphore.rs pins (the C ABI keeps it opaque).
     measure("rsem (sem_new)", 256, count, [] { return (void *)sem_new(1); },
             [](void *p) { sem_free((rsem_semaphore *)p); });
     return 0;
