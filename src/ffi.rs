@@ -167,11 +167,19 @@ pub unsafe extern "C" fn sem_free(sem: *mut Semaphore) {
     if sem.is_null() {
         return;
     }
-    // SAFETY: by this function's contract `sem` came from `allocate`, which
-    // registered it for `fork()` and allocated it with the global allocator
-    // and `Layout::new::<Semaphore>()` (the layout `Box` uses), and nobody
-    // else uses it any more.
+    // SAFETY: by this function's contract nobody else uses `sem` any more,
+    // and it came from `sem_new_shared`/`sem_open_named` (then `shm` mapped
+    // it, and unmaps it) or from `allocate`, which registered it for
+    // `fork()` and allocated it with the global allocator and
+    // `Layout::new::<Semaphore>()` (the layout `Box` uses).
     guard("sem_free", || unsafe {
+        // A shared semaphore: this process's view goes; the semaphore stays
+        // for the other processes (`shm.rs`).
+        #[cfg(all(target_os = "linux", not(loom)))]
+        if (*sem).is_shared() {
+            crate::shm::unmap(sem);
+            return;
+        }
         // Pending async acquires complete with `SEM_ECLOSED` now (blocked
         // threads cannot be queued: that would be the caller's bug); their
         // callbacks can no longer queue anything (`CLOSED`).

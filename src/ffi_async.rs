@@ -23,7 +23,8 @@ use crate::notifier::{Done, Notifier};
 use crate::panic::guard;
 use crate::semaphore::{Semaphore, Submitted};
 use crate::status::{
-    SEM_EBUSY, SEM_EINVAL, SEM_ENOMEM, SEM_ENOTPENDING, SEM_OK, SEM_PENDING, acquire_code,
+    SEM_EBUSY, SEM_EINVAL, SEM_ENOMEM, SEM_ENOTPENDING, SEM_ENOTSUP, SEM_OK, SEM_PENDING,
+    acquire_code,
 };
 
 /// Registers `s` with the timer thread (starting it if need be) before an
@@ -58,6 +59,10 @@ unsafe fn submit(
     let Some(n) = permits_to_acquire(s, n) else {
         return SEM_EINVAL;
     };
+    // A shared semaphore has no queue for records of one process.
+    if s.is_shared() {
+        return SEM_ENOTSUP;
+    }
     let wait = deadline::from_deadline_ns(deadline_ns);
     // Free now: no timer needed.
     if s.try_acquire(n).is_ok() {

@@ -8,6 +8,9 @@
 //! | `ffi`       | the `extern "C"` functions (`sem_*`) and their checks     |
 //! | `status`    | the `SEM_*` codes and flags, with fixed values            |
 //! | `ffi_async` | the `extern "C"` functions of async acquires and notifiers|
+//! | `ffi_shared`| the `extern "C"` functions that make process-shared ones |
+//! | `shared`    | how a process-shared semaphore waits (shared futex)       |
+//! | `shm`       | where a process-shared semaphore lives (shared mapping)   |
 //! | `completion`| an async waiter's ticket and the delivery of its outcome  |
 //! | `notifier`  | completions queued for an event loop behind an eventfd    |
 //! | `timer`     | the thread that keeps async waiters' deadlines            |
@@ -25,6 +28,7 @@ mod deadline;
 mod errno;
 pub mod ffi;
 pub mod ffi_async;
+pub mod ffi_shared;
 mod fork;
 mod notifier;
 mod oracle;
@@ -32,6 +36,10 @@ mod panic;
 mod parking;
 mod policy;
 mod semaphore;
+#[cfg(all(target_os = "linux", not(loom)))]
+mod shared;
+#[cfg(all(target_os = "linux", not(loom)))]
+mod shm;
 mod spin;
 pub mod status;
 #[cfg(not(loom))]

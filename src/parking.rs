@@ -174,18 +174,8 @@ impl Parker {
 /// checks again). For parkers, and for the timer thread (`timer.rs`).
 #[cfg(all(target_os = "linux", not(loom)))]
 pub(crate) fn wait_while(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> bool {
-    let timeout = match deadline {
-        None => None,
-        Some(at) => {
-            let left = at.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            Some(libc::timespec {
-                tv_sec: libc::time_t::try_from(left.as_secs()).unwrap_or(libc::time_t::MAX),
-                tv_nsec: left.subsec_nanos().into(),
-            })
-        }
+    let Some(timeout) = time_left(deadline) else {
+        return false;
     };
     let ts = timeout
         .as_ref()
@@ -225,6 +215,69 @@ pub(crate) fn wait_while(word: &AtomicU32, expected: u32, deadline: Option<Insta
         )
     };
     !matches!(result, ParkResult::TimedOut)
+}
+
+/// The time left until `deadline` for a relative futex timeout: `None` once
+/// it has passed, `Some(None)` for no deadline.
+#[cfg(all(target_os = "linux", not(loom)))]
+fn time_left(deadline: Option<Instant>) -> Option<Option<libc::timespec>> {
+    let Some(at) = deadline else {
+        return Some(None);
+    };
+    let left = at.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return None;
+    }
+    Some(Some(libc::timespec {
+        tv_sec: libc::time_t::try_from(left.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: left.subsec_nanos().into(),
+    }))
+}
+
+/// Sleeps while the 32-bit word at `address`, in memory that other processes
+/// may map too, holds `expected`, until `deadline` at the latest (a shared
+/// futex: the kernel keys it by the mapped object and offset, so a waiter
+/// and a waker in different processes meet). Returns false once the deadline
+/// has passed; true otherwise (woken, or spuriously: the caller checks
+/// again).
+///
+/// # Safety
+/// `address` must be valid for 32-bit reads, and 4-byte aligned, for the
+/// whole call.
+#[cfg(all(target_os = "linux", not(loom)))]
+pub(crate) unsafe fn wait_shared(
+    address: *const u32,
+    expected: u32,
+    deadline: Option<Instant>,
+) -> bool {
+    let Some(timeout) = time_left(deadline) else {
+        return false;
+    };
+    let ts = timeout
+        .as_ref()
+        .map_or(core::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: FUTEX_WAIT reads the word at `address`, valid and aligned by
+    // this function's contract, and the timespec (or NULL) that lives
+    // across the call. Without FUTEX_PRIVATE_FLAG the kernel keys the wait
+    // by the mapping, as a waker in another process does. EINTR, EAGAIN and
+    // ETIMEDOUT all return to the caller, who checks again.
+    unsafe {
+        libc::syscall(libc::SYS_futex, address, libc::FUTEX_WAIT, expected, ts);
+    }
+    true
+}
+
+/// Wakes up to `count` threads, in any process, sleeping in `wait_shared`
+/// on `address`. Never dereferences it: a release may call it after its
+/// permits were taken and the mapping was unmapped (the kernel then finds
+/// no mapping, or another object's waiters, who check again).
+#[cfg(all(target_os = "linux", not(loom)))]
+pub(crate) fn wake_shared(address: *const u32, count: i32) {
+    // SAFETY: FUTEX_WAKE only looks the address up in this process's
+    // mappings (EFAULT if there is none); it never accesses the memory.
+    unsafe {
+        libc::syscall(libc::SYS_futex, address, libc::FUTEX_WAKE, count);
+    }
 }
 
 /// Wakes one thread sleeping in `wait_while` on `address`, if any. Never

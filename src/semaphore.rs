@@ -129,8 +129,8 @@ pub const RECORD_SIZE: usize = core::mem::size_of::<WaitRecord>();
 pub const COUNT_MAX: u64 = crate::status::SEM_COUNT_MAX as u64;
 const COUNT_MASK: u64 = COUNT_MAX;
 const PARKED: u64 = 1 << 60;
-const HANDOFF: u64 = 1 << 61;
-const CLOSED: u64 = 1 << 62;
+pub(crate) const HANDOFF: u64 = 1 << 61;
+pub(crate) const CLOSED: u64 = 1 << 62;
 const LOCKED: u64 = 1 << 63;
 
 /// Whether, in state `s`, an acquirer may take `n` permits itself: enough
@@ -408,9 +408,10 @@ impl Drop for Wakeups {
 #[repr(C, align(64))]
 #[derive(Debug)]
 pub struct Semaphore {
-    /// The state word (table above).
-    state: AtomicU64,
-    params: Params,
+    /// The state word (table above; a process-shared semaphore's in
+    /// `shared.rs`).
+    pub(crate) state: AtomicU64,
+    pub(crate) params: Params,
     slow: SlowCounters,
 }
 
@@ -419,11 +420,15 @@ pub struct Semaphore {
 /// created or freed.
 #[repr(align(64))]
 #[derive(Debug)]
-struct Params {
+pub(crate) struct Params {
     /// The largest count this semaphore accepts.
-    max: u64,
+    pub(crate) max: u64,
     /// Serve blocked acquirers strictly in arrival order.
     fifo: bool,
+    /// It lives in memory shared between processes: blocked acquirers wait
+    /// as `shared.rs` says, not in the queue (whose records hold addresses
+    /// of one process).
+    pub(crate) shared: bool,
     /// The default mode's fairness thresholds.
     fairness: Fairness,
     /// Links in the registry of semaphores made through the C API, which
@@ -510,6 +515,39 @@ impl Semaphore {
         )
     }
 
+    /// A semaphore to place in memory shared between processes (see
+    /// `shared.rs`): the default mode only, and `value <= max <=
+    /// SHARED_COUNT_MAX`, or `None`.
+    #[cfg(all(target_os = "linux", not(loom)))]
+    pub(crate) fn new_shared(value: u64, max: u64) -> Option<Self> {
+        if max > crate::shared::SHARED_COUNT_MAX {
+            return None;
+        }
+        let mut semaphore = Self::new(value, max, false)?;
+        semaphore.params.shared = true;
+        Some(semaphore)
+    }
+
+    /// Whether the memory at `p`, mapped from a file another process
+    /// wrote, holds what `new_shared` makes: its `bool` bytes are read as
+    /// bytes first (any other value would make a reference to it undefined
+    /// behaviour), then the maximum.
+    ///
+    /// # Safety
+    /// `p` must be valid for reads of a `Semaphore` and aligned.
+    #[cfg(all(target_os = "linux", not(loom)))]
+    pub(crate) unsafe fn is_shared_image(p: *const Semaphore) -> bool {
+        // SAFETY: `p` is valid and aligned by this function's contract;
+        // `bool` fields are read as the bytes they are, and `max` is a plain
+        // integer, valid for any bytes (written once, by the creator).
+        unsafe {
+            let fifo = core::ptr::addr_of!((*p).params.fifo).cast::<u8>().read();
+            let shared = core::ptr::addr_of!((*p).params.shared).cast::<u8>().read();
+            let max = core::ptr::addr_of!((*p).params.max).read();
+            fifo == 0 && shared == 1 && max <= crate::shared::SHARED_COUNT_MAX
+        }
+    }
+
     fn with_policy(value: u64, max: u64, fifo: bool, fairness: Fairness) -> Option<Self> {
         if value > max || max > COUNT_MAX {
             return None;
@@ -522,6 +560,7 @@ impl Semaphore {
             params: Params {
                 max,
                 fifo,
+                shared: false,
                 fairness,
                 #[cfg(unix)]
                 links: fork::Links::default(),
@@ -544,7 +583,16 @@ impl Semaphore {
 
     /// The free permits right now (a snapshot).
     pub fn value(&self) -> u64 {
+        #[cfg(all(target_os = "linux", not(loom)))]
+        if self.params.shared {
+            return self.shared_value();
+        }
         self.state.load(Relaxed) & COUNT_MASK
+    }
+
+    /// Whether it lives in memory shared between processes (`shared.rs`).
+    pub fn is_shared(&self) -> bool {
+        self.params.shared
     }
 
     /// The largest count this semaphore accepts.
@@ -560,6 +608,10 @@ impl Semaphore {
     /// Waiters queued right now (a snapshot): threads blocked in an acquire
     /// and pending async acquires.
     pub fn waiters(&self) -> u64 {
+        #[cfg(all(target_os = "linux", not(loom)))]
+        if self.params.shared {
+            return self.shared_waiters();
+        }
         self.slow.waiters.load(Relaxed)
     }
 
@@ -573,6 +625,12 @@ impl Semaphore {
             // One test for the common case: open, nobody has priority, and
             // enough permits.
             if s & (CLOSED | HANDOFF) != 0 || s & COUNT_MASK < n {
+                // A shared semaphore's `HANDOFF` says only that threads
+                // sleep; its count then needs reading apart.
+                #[cfg(all(target_os = "linux", not(loom)))]
+                if s & HANDOFF != 0 && self.params.shared {
+                    return self.shared_try(n);
+                }
                 return Err(if s & CLOSED != 0 {
                     AcquireError::Closed
                 } else {
@@ -607,6 +665,10 @@ impl Semaphore {
     #[cold]
     pub fn acquire_slow(&self, n: u64, wait: Wait) -> Result<(), AcquireError> {
         debug_assert!(n <= self.params.max);
+        #[cfg(all(target_os = "linux", not(loom)))]
+        if self.params.shared {
+            return self.shared_acquire(n, wait);
+        }
         let deadline = match wait {
             Wait::Never => return self.try_acquire(n),
             Wait::Until(at) => Some(at),
@@ -1245,6 +1307,10 @@ impl Semaphore {
     /// thread) completes at once, and the holder serves its permits.
     #[cold]
     fn release_slow(&self, n: u64, mut s: u64) -> Result<(), ReleaseError> {
+        #[cfg(all(target_os = "linux", not(loom)))]
+        if self.params.shared {
+            return self.shared_release(n, s);
+        }
         loop {
             // `count <= max` always holds, so this cannot underflow.
             if n > self.params.max - (s & COUNT_MASK) {
@@ -1393,6 +1459,10 @@ impl Semaphore {
     /// Takes every permit an acquire could take right now; returns how many.
     /// Takes none while queued waiters have priority (`HANDOFF`).
     pub fn drain(&self) -> u64 {
+        #[cfg(all(target_os = "linux", not(loom)))]
+        if self.params.shared {
+            return self.shared_drain();
+        }
         let mut s = self.state.load(Relaxed);
         loop {
             let count = s & COUNT_MASK;
@@ -1414,6 +1484,10 @@ impl Semaphore {
     /// Shuts the semaphore down: every blocked acquirer returns `Closed`, and
     /// so does every later acquire. Releases keep counting. Idempotent.
     pub fn shutdown(&self) {
+        #[cfg(all(target_os = "linux", not(loom)))]
+        if self.params.shared {
+            return self.shared_shutdown();
+        }
         let seen = self.lock();
         let mut wake = Wakeups::new();
         let mut p = self.slow.head.load(Relaxed);

@@ -45,6 +45,22 @@ pub const SEM_ENOTPENDING: c_int = -5;
 /// be started). Nothing was taken or queued.
 pub const SEM_ENOMEM: c_int = -6;
 
+/// The operation is not available for this semaphore: async acquires
+/// (`sem_acquire_async`, `sem_acquire_notify`) of a process-shared
+/// semaphore. Nothing was taken or queued.
+pub const SEM_ENOTSUP: c_int = -7;
+
+/// A system call failed (`sem_unlink_named`): `errno` says why. Nothing was
+/// changed.
+pub const SEM_ESYS: c_int = -8;
+
+/// Flag for `sem_open_named`: create the semaphore if the name is free.
+pub const SEM_CREATE: u32 = 1;
+
+/// Flag for `sem_open_named`, with `SEM_CREATE`: fail (errno `EEXIST`)
+/// if the name is taken.
+pub const SEM_EXCL: u32 = 2;
+
 /// Flag for `sem_new_ex`: serve blocked acquirers strictly in arrival order.
 pub const SEM_FIFO: u32 = 1;
 
@@ -54,6 +70,10 @@ pub(crate) const KNOWN_FLAGS: u32 = SEM_FIFO;
 /// The largest count and the largest maximum a semaphore can have, on every
 /// platform: 2^60 - 1.
 pub const SEM_COUNT_MAX: i64 = 0x0FFF_FFFF_FFFF_FFFF;
+
+/// The largest maximum (and count) of a process-shared semaphore
+/// (`sem_new_shared`, `sem_open_named`): 2^31 - 1, as glibc's `SEM_VALUE_MAX`.
+pub const SEM_SHARED_MAX: i64 = 0x7FFF_FFFF;
 
 /// Why an acquire did not take its permits (the Rust side of the codes above).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -29,6 +29,7 @@ const PROGRAMS: &[&str] = &[
     "lost_wakeup",
     "mixed_shutdown",
     "posix_coexist",
+    "shared",
     "shutdown",
     "signal_release",
     "starvation",
@@ -303,6 +304,11 @@ fn mixed_shutdown() {
 #[test]
 fn posix_coexist() {
     check("posix_coexist");
+}
+
+#[test]
+fn shared() {
+    check("shared");
 }
 
 #[test]

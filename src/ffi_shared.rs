@@ -1,0 +1,209 @@
+//! The `extern "C"` functions that make process-shared semaphores: anonymous
+//! (`sem_new_shared`) and named (`sem_open_named`, `sem_unlink_named`).
+//! Every other `sem_*` function takes their handles as it takes any other
+//! (`ffi.rs`); `sem_free` unmaps them. The memory is `shm.rs`'s and the
+//! waiting `shared.rs`'s.
+
+use core::ffi::{CStr, c_char, c_int};
+use core::ptr;
+
+use crate::errno::set_errno;
+use crate::panic::guard;
+use crate::semaphore::Semaphore;
+use crate::status::{SEM_CREATE, SEM_EINVAL, SEM_ESYS, SEM_EXCL, SEM_FIFO, SEM_OK, SEM_SHARED_MAX};
+
+/// A shared semaphore's parameters from C's integers, or an errno:
+/// `EINVAL` unless `0 <= value <= max <= SEM_SHARED_MAX` and `flags` is 0;
+/// `ENOTSUP` for `SEM_FIFO` (arrival order needs a queue, which shared
+/// semaphores do not have yet).
+fn parameters(value: i64, max: i64, flags: u32) -> Result<(u64, u64), c_int> {
+    if flags == SEM_FIFO {
+        return Err(libc::ENOTSUP);
+    }
+    match (u64::try_from(value), u64::try_from(max), flags) {
+        (Ok(value), Ok(max), 0) if value <= max && max <= SEM_SHARED_MAX as u64 => Ok((value, max)),
+        _ => Err(libc::EINVAL),
+    }
+}
+
+/// The handle, or NULL with errno set to `e`.
+fn handle(result: Result<*mut Semaphore, c_int>) -> *mut Semaphore {
+    result.unwrap_or_else(|e| {
+        set_errno(e);
+        ptr::null_mut()
+    })
+}
+
+/// Creates an anonymous process-shared semaphore: one in shared memory that
+/// this process and the children it `fork()`s after this call use through
+/// the same handle (a child inherits it, at the same address). Its
+/// semantics are those of `sem_new_ex(value, max, flags)`, across
+/// processes: every `sem_*` function works on it (but async acquires, which
+/// return `SEM_ENOTSUP`), blocked acquirers in any process sleep on a
+/// shared futex (no polling), and a release in any process wakes them.
+/// Differences from an in-process semaphore:
+/// - the maximum is at most `SEM_SHARED_MAX` (2^31 - 1);
+/// - only the default mode: a running thread may take permits before the
+///   sleepers a release woke for them (as with POSIX `sem_t`), and no
+///   fairness hold or FIFO order applies;
+/// - a process killed while blocked in an acquire leaves its registration
+///   in the shared word: the count stays right, but `sem_waiters` counts it
+///   and every later release makes a wake-up system call;
+/// - permits held by a process that dies are not given back (as with
+///   POSIX semaphores).
+///
+/// Returns a new handle, owned by this process (and by each child that
+/// inherits it) and freed with `sem_free`, which unmaps this process's
+/// view: the memory goes when every process has freed it or exited. On
+/// failure returns NULL with errno: `EINVAL` unless `0 <= value <= max <=
+/// SEM_SHARED_MAX` and `flags` is 0; `ENOTSUP` for `SEM_FIFO`; `ENOMEM` if
+/// the memory could not be mapped; `ENOSYS` on platforms without shared
+/// semaphores (every platform but Linux, today).
+///
+/// Thread-safety: may be called from any thread.
+///
+/// # Safety
+/// None: any value of the arguments is handled.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sem_new_shared(value: i64, max: i64, flags: u32) -> *mut Semaphore {
+    guard("sem_new_shared", || {
+        handle(parameters(value, max, flags).and_then(|(value, max)| new_shared(value, max)))
+    })
+}
+
+/// Opens the process-shared semaphore called `name`, or creates it: any
+/// process that opens the same name gets the same semaphore (as POSIX
+/// `sem_open`), with the semantics and differences of `sem_new_shared`.
+///
+/// - `name`: "/name" or "name", one path component of 1 to 250 bytes (no
+///   other '/'). It names a file `/dev/shm/rsem.name`.
+/// - `oflag`: 0 to open an existing semaphore only (errno `ENOENT` if there
+///   is none); `SEM_CREATE` to create it if the name is free, else open it;
+///   `SEM_CREATE | SEM_EXCL` to create it only (errno `EEXIST` if the name
+///   is taken).
+/// - `mode`: the permission bits of a created semaphore's file (such as
+///   0600; the umask applies), which decide who else may open it.
+/// - `value`, `max`, `flags`: as `sem_new_shared`; they must be valid even
+///   when an existing semaphore is opened, whose own parameters are kept.
+///
+/// A name always leads to a whole semaphore: it is given to the file only
+/// after the semaphore in it is written, so a creator that dies half-way
+/// leaves no name behind, and of two processes creating the same name at
+/// once, one creates it and the other opens it.
+///
+/// Returns a new handle, owned by the caller and freed with `sem_free`
+/// (which does not remove the name: `sem_unlink_named` does). Each call
+/// returns a handle of its own, at its own address, even for a name this
+/// process has open already. On failure returns NULL with errno: `EINVAL`
+/// (NULL or bad `name`; bad `oflag`, `mode`, `value`, `max` or `flags`; or
+/// the file is not an rsem semaphore of this library's layout); `ENOTSUP`
+/// for `SEM_FIFO`; `ENOENT`; `EEXIST`; `EACCES`; `EMFILE`, `ENFILE`,
+/// `ENOMEM`, `ENOSPC` (resources); `ENOSYS` on platforms without shared
+/// semaphores.
+///
+/// Thread-safety: may be called from any thread.
+///
+/// # Safety
+/// `name` must be NULL or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sem_open_named(
+    name: *const c_char,
+    oflag: u32,
+    mode: u32,
+    value: i64,
+    max: i64,
+    flags: u32,
+) -> *mut Semaphore {
+    if name.is_null() {
+        set_errno(libc::EINVAL);
+        return ptr::null_mut();
+    }
+    // SAFETY: `name` is non-null and NUL-terminated, by the contract.
+    let name = unsafe { CStr::from_ptr(name) };
+    guard("sem_open_named", || {
+        let oflag_ok = oflag & !(SEM_CREATE | SEM_EXCL) == 0
+            && (oflag & SEM_EXCL == 0 || oflag & SEM_CREATE != 0);
+        let checked = match (oflag_ok, mode & !0o777) {
+            (true, 0) => parameters(value, max, flags),
+            _ => Err(libc::EINVAL),
+        };
+        handle(checked.and_then(|(value, max)| open_named(name, oflag, mode, value, max)))
+    })
+}
+
+/// Removes the name of a process-shared semaphore (as POSIX `sem_unlink`).
+/// Handles already open keep working; the semaphore's memory goes when the
+/// last of them is freed. A later `sem_open_named` with `SEM_CREATE` makes
+/// a new semaphore under that name.
+///
+/// Returns `SEM_OK`; `SEM_EINVAL` if `name` is NULL or not a valid name
+/// (see `sem_open_named`); `SEM_ESYS` with errno set if the system refused:
+/// `ENOENT` (no such name), `EACCES`, or `ENOSYS` on platforms without
+/// shared semaphores.
+///
+/// Thread-safety: may be called from any thread.
+///
+/// # Safety
+/// `name` must be NULL or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sem_unlink_named(name: *const c_char) -> c_int {
+    if name.is_null() {
+        return SEM_EINVAL;
+    }
+    // SAFETY: `name` is non-null and NUL-terminated, by the contract.
+    let name = unsafe { CStr::from_ptr(name) };
+    guard("sem_unlink_named", || match unlink_named(name) {
+        Ok(()) => SEM_OK,
+        Err(libc::EINVAL) => SEM_EINVAL,
+        Err(e) => {
+            set_errno(e);
+            SEM_ESYS
+        }
+    })
+}
+
+#[cfg(all(target_os = "linux", not(loom)))]
+fn new_shared(value: u64, max: u64) -> Result<*mut Semaphore, c_int> {
+    let semaphore = Semaphore::new_shared(value, max).ok_or(libc::EINVAL)?;
+    crate::shm::create_anonymous(semaphore)
+}
+
+#[cfg(all(target_os = "linux", not(loom)))]
+fn open_named(
+    name: &CStr,
+    oflag: u32,
+    mode: u32,
+    value: u64,
+    max: u64,
+) -> Result<*mut Semaphore, c_int> {
+    let semaphore = || Semaphore::new_shared(value, max).expect("parameters were checked");
+    crate::shm::open_named(name, oflag, mode, semaphore)
+}
+
+#[cfg(all(target_os = "linux", not(loom)))]
+fn unlink_named(name: &CStr) -> Result<(), c_int> {
+    crate::shm::unlink_named(name)
+}
+
+// Other platforms have no shared semaphores yet: a clear errno, not a
+// missing symbol.
+#[cfg(not(all(target_os = "linux", not(loom))))]
+fn new_shared(_value: u64, _max: u64) -> Result<*mut Semaphore, c_int> {
+    Err(libc::ENOSYS)
+}
+
+#[cfg(not(all(target_os = "linux", not(loom))))]
+fn open_named(
+    _name: &CStr,
+    _oflag: u32,
+    _mode: u32,
+    _value: u64,
+    _max: u64,
+) -> Result<*mut Semaphore, c_int> {
+    Err(libc::ENOSYS)
+}
+
+#[cfg(not(all(target_os = "linux", not(loom))))]
+fn unlink_named(_name: &CStr) -> Result<(), c_int> {
+    Err(libc::ENOSYS)
+}

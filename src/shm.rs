@@ -1,0 +1,310 @@
+//! Where a process-shared semaphore lives: a small shared mapping, named (a
+//! file in `/dev/shm`) or anonymous (inherited by `fork()`ed children),
+//! that holds the `Semaphore` at offset 0 and, after it, a header that says
+//! it is one. How it waits is `shared.rs`'s.
+//!
+//! - **Create by name.** The creator makes an unnamed file (`O_TMPFILE` in
+//!   `/dev/shm`), sizes it, maps it, writes the semaphore and then the
+//!   header's magic, and only then gives it its name (`linkat`, which fails
+//!   if the name exists). So a name always leads to a whole semaphore; a
+//!   creator killed half-way leaves nothing behind, and two creators race
+//!   for the name, the loser opening the winner's.
+//! - **Open by name.** Map the file and check the header (magic, layout
+//!   version, the parameters' bytes) before anything reads the semaphore.
+//! - **Remove the name** with `unlink`: handles already open keep working;
+//!   the memory goes when the last of them is unmapped (the kernel counts
+//!   the file's users).
+//! - **Free a handle**: unmap it. Nothing else is per-process: the handle
+//!   is the mapping's address.
+
+use core::ffi::{CStr, c_int, c_void};
+use core::sync::atomic::AtomicU64;
+use core::sync::atomic::Ordering::{Acquire, Release};
+use std::ffi::CString;
+
+use crate::semaphore::Semaphore;
+use crate::status::{SEM_CREATE, SEM_EXCL};
+
+/// The mapping: the semaphore first (the handle points at it), then the
+/// header, written last by the creator.
+#[repr(C)]
+struct Region {
+    semaphore: Semaphore,
+    /// `LAYOUT`: this library's layout of `Region`.
+    layout: u64,
+    /// `MAGIC` once the region is whole (stored last, with `Release`).
+    magic: AtomicU64,
+}
+
+const MAGIC: u64 = u64::from_le_bytes(*b"rsem-shd");
+/// Bumped whenever `Semaphore` or the shared state word changes meaning:
+/// a library of another layout refuses the file (`EINVAL`).
+const LAYOUT: u64 = (1 << 32) | core::mem::size_of::<Semaphore>() as u64;
+
+/// Where named semaphores live, and the prefix of their file names.
+const DIR: &str = "/dev/shm";
+const PREFIX: &str = "rsem.";
+
+/// The mapping's length: `Region`, rounded up to whole pages.
+fn length() -> usize {
+    // SAFETY: sysconf has no memory-safety requirements.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    core::mem::size_of::<Region>().div_ceil(page.max(1)) * page.max(1)
+}
+
+/// The calling thread's errno.
+fn errno() -> c_int {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+/// The file of semaphore `name` ("/name" or "name": one component, 1 to 250
+/// bytes, no '/'), or `EINVAL`.
+fn path_of(name: &CStr) -> Result<CString, c_int> {
+    let bytes = name.to_bytes();
+    let bare = bytes.strip_prefix(b"/").unwrap_or(bytes);
+    if bare.is_empty() || bare.len() > 250 || bare.contains(&b'/') {
+        return Err(libc::EINVAL);
+    }
+    let mut path = Vec::with_capacity(DIR.len() + 1 + PREFIX.len() + bare.len());
+    path.extend_from_slice(DIR.as_bytes());
+    path.push(b'/');
+    path.extend_from_slice(PREFIX.as_bytes());
+    path.extend_from_slice(bare);
+    CString::new(path).map_err(|_| libc::EINVAL)
+}
+
+/// Maps `length()` bytes of `fd` (or anonymous memory for `fd == -1`),
+/// shared.
+fn map(fd: c_int) -> Result<*mut Region, c_int> {
+    let flags = if fd < 0 {
+        libc::MAP_SHARED | libc::MAP_ANONYMOUS
+    } else {
+        libc::MAP_SHARED
+    };
+    // SAFETY: a fresh mapping chosen by the kernel (NULL hint) overlaps
+    // nothing of ours; `fd` is open or -1 with MAP_ANONYMOUS.
+    let p = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            length(),
+            libc::PROT_READ | libc::PROT_WRITE,
+            flags,
+            fd,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(errno());
+    }
+    Ok(p.cast())
+}
+
+/// Unmaps a region mapped by `map`.
+///
+/// # Safety
+/// `region` came from `map` and nothing of this process uses it any more.
+unsafe fn unmap_region(region: *mut Region) {
+    // SAFETY: by this function's contract.
+    unsafe { libc::munmap(region.cast::<c_void>(), length()) };
+}
+
+/// Writes a new semaphore and then the header into a fresh region.
+///
+/// # Safety
+/// `region` came from `map` and nobody else can see it yet, or it is zeroed
+/// (a new file's or anonymous pages) and every other user checks the magic
+/// first.
+unsafe fn initialize(region: *mut Region, semaphore: Semaphore) {
+    // SAFETY: `region` is valid for writes of a `Region` (a mapping of at
+    // least its size, page-aligned), and nobody reads it before the magic.
+    unsafe {
+        core::ptr::addr_of_mut!((*region).semaphore).write(semaphore);
+        core::ptr::addr_of_mut!((*region).layout).write(LAYOUT);
+        (*region).magic.store(MAGIC, Release);
+    }
+}
+
+/// A new anonymous shared semaphore, for this process and the children it
+/// forks after this; or an errno.
+pub(crate) fn create_anonymous(semaphore: Semaphore) -> Result<*mut Semaphore, c_int> {
+    let region = map(-1)?;
+    // SAFETY: a fresh anonymous mapping that only this thread knows.
+    unsafe { initialize(region, semaphore) };
+    Ok(region.cast())
+}
+
+/// Opens (and, with `SEM_CREATE`, creates) the named semaphore `name`;
+/// `semaphore` is the one to create if there is none. Returns the handle
+/// or an errno.
+pub(crate) fn open_named(
+    name: &CStr,
+    oflag: u32,
+    mode: u32,
+    semaphore: impl Fn() -> Semaphore,
+) -> Result<*mut Semaphore, c_int> {
+    let path = path_of(name)?;
+    // Another creator may win the name, and its semaphore may be removed
+    // before we open it: a few rounds settle every such race.
+    for _ in 0..16 {
+        if oflag & SEM_EXCL == 0 {
+            match open_existing(&path) {
+                Err(libc::ENOENT) if oflag & SEM_CREATE != 0 => {}
+                other => return other,
+            }
+        }
+        match create(&path, mode, semaphore()) {
+            Err(libc::EEXIST) if oflag & SEM_EXCL == 0 => continue,
+            other => return other,
+        }
+    }
+    Err(libc::EAGAIN)
+}
+
+/// Opens the file at `path` and maps it, if it holds a whole semaphore of
+/// this layout (`EINVAL` otherwise).
+fn open_existing(path: &CStr) -> Result<*mut Semaphore, c_int> {
+    // SAFETY: `path` is a NUL-terminated string.
+    let fd = unsafe {
+        libc::open(
+            path.as_ptr(),
+            libc::O_RDWR | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+        )
+    };
+    if fd < 0 {
+        return Err(errno());
+    }
+    let mapped = check_size(fd).and_then(|()| map(fd));
+    // SAFETY: `fd` is ours; the mapping keeps the file.
+    unsafe { libc::close(fd) };
+    let region = mapped?;
+    // SAFETY: the mapping is at least `length()` bytes (checked size);
+    // `magic` and `layout` are plain integers, valid for any bytes, and the
+    // semaphore is not read (beyond its checked bytes) before both match.
+    unsafe {
+        let whole = (*region).magic.load(Acquire) == MAGIC
+            && core::ptr::addr_of!((*region).layout).read() == LAYOUT
+            && Semaphore::is_shared_image(core::ptr::addr_of!((*region).semaphore));
+        if !whole {
+            unmap_region(region);
+            return Err(libc::EINVAL);
+        }
+    }
+    Ok(region.cast())
+}
+
+/// `Ok` if the file behind `fd` is long enough to hold a region.
+fn check_size(fd: c_int) -> Result<(), c_int> {
+    // SAFETY: an all-zero `stat` is a valid value to be overwritten.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: `fd` is open and `st` is valid for writes.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return Err(errno());
+    }
+    match usize::try_from(st.st_size) {
+        Ok(size) if size >= length() => Ok(()),
+        _ => Err(libc::EINVAL),
+    }
+}
+
+/// Creates the semaphore and links it at `path`; `EEXIST` if the name is
+/// taken.
+fn create(path: &CStr, mode: u32, semaphore: Semaphore) -> Result<*mut Semaphore, c_int> {
+    let dir = CString::new(DIR).map_err(|_| libc::EINVAL)?;
+    // SAFETY: `dir` is a NUL-terminated string; O_TMPFILE takes a mode.
+    let fd = unsafe {
+        libc::open(
+            dir.as_ptr(),
+            libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC,
+            mode as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(errno());
+    }
+    let result = fill_and_link(fd, path, semaphore);
+    // SAFETY: `fd` is ours; a mapping (if any) keeps the file.
+    unsafe { libc::close(fd) };
+    result
+}
+
+/// The rest of `create`, with the unnamed file open as `fd`.
+fn fill_and_link(fd: c_int, path: &CStr, semaphore: Semaphore) -> Result<*mut Semaphore, c_int> {
+    let length = libc::off_t::try_from(length()).map_err(|_| libc::EINVAL)?;
+    // SAFETY: `fd` is an open regular file.
+    if unsafe { libc::ftruncate(fd, length) } != 0 {
+        return Err(errno());
+    }
+    let region = map(fd)?;
+    // SAFETY: a fresh mapping of a file that has no name yet: nobody else
+    // can see it.
+    unsafe { initialize(region, semaphore) };
+    // The file gets its name only now, whole. (`AT_EMPTY_PATH` would need a
+    // capability; the `/proc` link does not.)
+    let proc = CString::new(format!("/proc/self/fd/{fd}")).map_err(|_| libc::EINVAL)?;
+    // SAFETY: both paths are NUL-terminated strings.
+    let linked = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            proc.as_ptr(),
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if linked != 0 {
+        let e = errno();
+        // SAFETY: nobody else saw the region.
+        unsafe { unmap_region(region) };
+        return Err(e);
+    }
+    Ok(region.cast())
+}
+
+/// Removes the name `name`; open handles keep working.
+pub(crate) fn unlink_named(name: &CStr) -> Result<(), c_int> {
+    let path = path_of(name)?;
+    // SAFETY: `path` is a NUL-terminated string.
+    if unsafe { libc::unlink(path.as_ptr()) } != 0 {
+        return Err(errno());
+    }
+    Ok(())
+}
+
+/// Frees this process's handle: unmaps it.
+///
+/// # Safety
+/// `semaphore` came from `create_anonymous` or `open_named` (in this
+/// process or, for an anonymous one, in a parent before `fork()`), and no
+/// thread of this process uses it any more.
+pub(crate) unsafe fn unmap(semaphore: *mut Semaphore) {
+    // SAFETY: the handle is the region's address (the semaphore is at
+    // offset 0), by this function's contract.
+    unsafe { unmap_region(semaphore.cast()) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_semaphore_is_at_the_start_and_the_region_fits_a_page() {
+        assert_eq!(core::mem::offset_of!(Region, semaphore), 0);
+        assert!(core::mem::size_of::<Region>() <= 4096);
+        assert_eq!(length() % 4096, 0);
+    }
+
+    #[test]
+    fn names_are_one_component() {
+        let ok = |n: &str| path_of(&CString::new(n).unwrap());
+        assert_eq!(ok("/a").unwrap().to_bytes(), b"/dev/shm/rsem.a");
+        assert_eq!(ok("a").unwrap().to_bytes(), b"/dev/shm/rsem.a");
+        assert_eq!(ok(""), Err(libc::EINVAL));
+        assert_eq!(ok("/"), Err(libc::EINVAL));
+        assert_eq!(ok("a/b"), Err(libc::EINVAL));
+        assert_eq!(ok("//a"), Err(libc::EINVAL));
+        assert_eq!(ok(&"x".repeat(251)), Err(libc::EINVAL));
+        assert!(ok(&"x".repeat(250)).is_ok());
+    }
+}
