@@ -20,6 +20,8 @@ on Unix): completions arrive through one eventfd per loop, drained on the
 loop's thread.
 """
 import asyncio
+import itertools
+import os
 import time
 import weakref
 from asyncio import get_running_loop as _get_running_loop
@@ -28,7 +30,7 @@ from asyncio.events import _get_running_loop as _running_loop_or_none
 from . import _rsem
 from ._rsem import ClosedError, COUNT_MAX
 
-__all__ = ["Semaphore", "BoundedSemaphore", "ClosedError", "COUNT_MAX"]
+__all__ = ["Semaphore", "BoundedSemaphore", "SharedSemaphore", "ClosedError", "COUNT_MAX"]
 __version__ = "0.1.0"
 
 _FOREVER = (1 << 63) - 1
@@ -101,3 +103,66 @@ class Semaphore(_rsem.Semaphore, _Async):
 class BoundedSemaphore(_rsem.BoundedSemaphore, Semaphore):
     __slots__ = ()
     __doc__ = _rsem.BoundedSemaphore.__doc__
+
+
+# Anonymous shared semaphores made by this process (or by a parent before it
+# forked this one), by token: unpickling one in a forked child finds it here.
+_anonymous = weakref.WeakValueDictionary()
+_tokens = itertools.count()
+
+
+def _open_named(name):
+    return SharedSemaphore(name, create=False)
+
+
+def _inherited(token):
+    sem = _anonymous.get(token)
+    if sem is None:
+        raise RuntimeError(
+            "an anonymous SharedSemaphore reaches only processes forked after it "
+            "was made (multiprocessing's 'fork' start method); give it a name to "
+            "share it with other processes")
+    return sem
+
+
+class SharedSemaphore(_rsem.SharedSemaphore):
+    """SharedSemaphore(name=None, value=1, *, bounded=False, create=True,
+    exclusive=False, mode=0o600)
+
+    A semaphore shared between processes, with threading.Semaphore's
+    methods (acquire, release, with) and rsem's (acquire_many, value,
+    waiters, max, drain, shutdown).
+
+    name=None: anonymous, in memory that processes forked after this share
+    (pass it to multiprocessing or concurrent.futures workers of the 'fork'
+    start method, as an argument or inherited). With a name (such as
+    "/jobs"): any process that opens the name gets the same semaphore;
+    create=False only opens (FileNotFoundError if there is none),
+    exclusive=True only creates (FileExistsError if the name is taken);
+    value, bounded and mode apply when it is created. unlink() removes the
+    name. Pickled, a named one reopens by name; an anonymous one is found
+    again in forked processes.
+
+    Linux only (OSError ENOSYS elsewhere). The value is at most 2**31 - 1.
+    Permits held by a process that dies are not given back (yet)."""
+
+    __slots__ = ("_token", "__weakref__")
+
+    def __init__(self, name=None, value=1, **kwargs):
+        super().__init__(name, value, **kwargs)
+        if name is None:
+            self._token = (os.getpid(), next(_tokens))
+            _anonymous[self._token] = self
+
+    def __reduce__(self):
+        if self.name is not None:
+            return (_open_named, (self.name,))
+        return (_inherited, (self._token,))
+
+    async def __aenter__(self):
+        raise NotImplementedError(
+            "a SharedSemaphore cannot be awaited (no async acquire across processes)")
+
+    async def __aexit__(self, *exc):
+        raise NotImplementedError(
+            "a SharedSemaphore cannot be awaited (no async acquire across processes)")

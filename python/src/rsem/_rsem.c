@@ -18,6 +18,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 #include "rsem.h"
@@ -106,7 +107,12 @@ typedef struct {
     long busy;
     /* Acquires of asyncio tasks queued and not drained yet. */
     struct AsyncWait *pending;
+    /* A SharedSemaphore: its name (NULL: anonymous). */
+    int shared;
+    PyObject *name;
 } SemObject;
+
+static int is_shared(SemObject *self) { return self->shared; }
 
 static PyTypeObject SemaphoreType;
 static PyTypeObject BoundedSemaphoreType;
@@ -148,7 +154,100 @@ static int make(SemObject *self, PyObject *args, PyObject *kwds, int bounded) {
     self->initial = value;
     self->bounded = bounded;
     self->fifo = fifo;
+    self->shared = 0;
+    Py_CLEAR(self->name);
     return 0;
+}
+
+static PyObject *status_error(int status);
+
+/* SharedSemaphore(name=None, value=1, *, bounded=False, create=True,
+ * exclusive=False, mode=0o600, fifo=False): a process-shared semaphore,
+ * anonymous (inherited by forked children) or named. */
+static int SharedSemaphore_init(SemObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"name", "value", "bounded", "create", "exclusive", "mode", "fifo", NULL};
+    PyObject *name = Py_None;
+    long long value = 1;
+    int bounded = 0, create = 1, exclusive = 0, fifo = 0;
+    unsigned int mode = 0600;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OL$pppIp", kwlist, &name, &value, &bounded,
+                                     &create, &exclusive, &mode, &fifo))
+        return -1;
+    if (self->sem != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "a SharedSemaphore cannot be re-initialized");
+        return -1;
+    }
+    if (value < 0) {
+        PyErr_SetString(PyExc_ValueError, "semaphore initial value must be >= 0");
+        return -1;
+    }
+    if (value > SEM_SHARED_MAX) {
+        PyErr_Format(PyExc_OverflowError, "shared semaphore initial value must be <= %lld",
+                     (long long)SEM_SHARED_MAX);
+        return -1;
+    }
+    if (fifo) {
+        PyErr_SetString(PyExc_NotImplementedError,
+                        "fifo=True is not available for a SharedSemaphore yet");
+        return -1;
+    }
+    if (exclusive && !create) {
+        PyErr_SetString(PyExc_ValueError, "exclusive=True needs create=True");
+        return -1;
+    }
+    int64_t max = bounded ? value : SEM_SHARED_MAX;
+    rsem_semaphore *sem;
+    if (name == Py_None) {
+        sem = sem_new_shared(value, max, 0);
+    } else {
+        if (!PyUnicode_Check(name)) {
+            PyErr_SetString(PyExc_TypeError, "name must be a str or None");
+            return -1;
+        }
+        Py_ssize_t len;
+        const char *utf8 = PyUnicode_AsUTF8AndSize(name, &len);
+        if (utf8 == NULL) return -1;
+        if ((size_t)len != strlen(utf8)) {
+            PyErr_SetString(PyExc_ValueError, "name must not contain NUL");
+            return -1;
+        }
+        uint32_t oflag = (create ? SEM_CREATE : 0) | (exclusive ? SEM_EXCL : 0);
+        sem = sem_open_named(utf8, oflag, mode, value, max, 0);
+    }
+    if (sem == NULL) {
+        if (errno == EINVAL && name != Py_None)
+            PyErr_Format(PyExc_ValueError,
+                         "invalid name %R, mode or value (or the file is not an rsem semaphore)", name);
+        else
+            PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, name == Py_None ? NULL : name);
+        return -1;
+    }
+    self->sem = sem;
+    self->initial = value;
+    self->bounded = bounded;
+    self->fifo = 0;
+    self->shared = 1;
+    if (name != Py_None) self->name = Py_NewRef(name);
+    return 0;
+}
+
+static PyObject *Shared_unlink(SemObject *self, PyObject *unused) {
+    (void)unused;
+    if (self->name == NULL) {
+        PyErr_SetString(PyExc_ValueError, "an anonymous SharedSemaphore has no name to remove");
+        return NULL;
+    }
+    const char *utf8 = PyUnicode_AsUTF8(self->name);
+    if (utf8 == NULL) return NULL;
+    int status = sem_unlink_named(utf8);
+    if (status == SEM_ESYS) return PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, self->name);
+    if (status != SEM_OK) return status_error(status);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Shared_get_name(SemObject *self, void *closure) {
+    (void)closure;
+    return Py_NewRef(self->name != NULL ? self->name : Py_None);
 }
 
 static int Semaphore_init(SemObject *self, PyObject *args, PyObject *kwds) {
@@ -161,6 +260,7 @@ static int BoundedSemaphore_init(SemObject *self, PyObject *args, PyObject *kwds
 
 static void Sem_dealloc(SemObject *self) {
     sem_free(self->sem);
+    Py_XDECREF(self->name);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -178,6 +278,9 @@ static int ready(SemObject *self) {
 static PyObject *status_error(int status) {
     if (status == SEM_ECLOSED)
         PyErr_SetString(ClosedError, "semaphore was shut down");
+    else if (status == SEM_ENOTSUP)
+        PyErr_SetString(PyExc_NotImplementedError,
+                        "a SharedSemaphore cannot be awaited (no async acquire across processes)");
     else
         PyErr_Format(PyExc_ValueError, "invalid argument (rsem status %d)", status);
     return NULL;
@@ -241,6 +344,23 @@ static PyObject *acquire_n(SemObject *self, int64_t n, int blocking, PyObject *t
         if (status == SEM_OK) Py_RETURN_TRUE;
         if (status != SEM_TIMEDOUT) return status_error(status);
         if (brief == deadline) Py_RETURN_FALSE;
+    }
+    /* A process-shared semaphore has no queue to keep a place in (and no
+     * async acquires): wait in slices, checking for signals between them. */
+    if (is_shared(self)) {
+        for (;;) {
+            int64_t now = sem_clock_ns();
+            int64_t slice = deadline - now > SIGNAL_CHECK_NS ? now + SIGNAL_CHECK_NS : deadline;
+            self->busy++;
+            Py_BEGIN_ALLOW_THREADS
+            status = sem_acquire_until(self->sem, n, slice);
+            Py_END_ALLOW_THREADS
+            self->busy--;
+            if (status == SEM_OK) Py_RETURN_TRUE;
+            if (status != SEM_TIMEDOUT) return status_error(status);
+            if (slice == deadline) Py_RETURN_FALSE;
+            if (PyErr_CheckSignals() < 0) return NULL;
+        }
     }
     /* Queue once, and keep the place while waiting. */
     BlockedWait w;
@@ -1144,6 +1264,30 @@ static PyTypeObject SemaphoreType = {
     .tp_new = PyType_GenericNew,
 };
 
+static PyMethodDef Shared_methods[] = {
+    {"unlink", (PyCFunction)Shared_unlink, METH_NOARGS,
+     "Removes the semaphore's name (as sem_unlink): handles keep working; a later\n"
+     "SharedSemaphore(name) makes a new one."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Shared_getset[] = {
+    {"name", (getter)Shared_get_name, NULL, "the name, or None for an anonymous one", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject SharedSemaphoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "rsem.SharedSemaphore",
+    .tp_basicsize = sizeof(SemObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "SharedSemaphore(name=None, value=1, *, bounded=False, create=True, "
+              "exclusive=False, mode=0o600): a semaphore shared between processes.",
+    .tp_methods = Shared_methods,
+    .tp_getset = Shared_getset,
+    .tp_init = (initproc)SharedSemaphore_init,
+};
+
 static PyTypeObject BoundedSemaphoreType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "rsem.BoundedSemaphore",
@@ -1165,7 +1309,9 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__rsem(void) {
     BoundedSemaphoreType.tp_base = &SemaphoreType;
+    SharedSemaphoreType.tp_base = &SemaphoreType;
     if (PyType_Ready(&SemaphoreType) < 0 || PyType_Ready(&BoundedSemaphoreType) < 0 ||
+        PyType_Ready(&SharedSemaphoreType) < 0 ||
         PyType_Ready(&NotifierType) < 0 || PyType_Ready(&AcquiringType) < 0)
         return NULL;
     str_cancelled = PyUnicode_InternFromString("cancelled");
@@ -1191,6 +1337,7 @@ PyMODINIT_FUNC PyInit__rsem(void) {
     if (ClosedError == NULL || PyModule_AddObjectRef(m, "ClosedError", ClosedError) < 0 ||
         PyModule_AddObjectRef(m, "Semaphore", (PyObject *)&SemaphoreType) < 0 ||
         PyModule_AddObjectRef(m, "BoundedSemaphore", (PyObject *)&BoundedSemaphoreType) < 0 ||
+        PyModule_AddObjectRef(m, "SharedSemaphore", (PyObject *)&SharedSemaphoreType) < 0 ||
         PyModule_AddObjectRef(m, "Notifier", (PyObject *)&NotifierType) < 0 ||
         PyModule_AddIntConstant(m, "_OK", SEM_OK) < 0 ||
         PyModule_AddIntConstant(m, "_TIMEDOUT", SEM_TIMEDOUT) < 0 ||
