@@ -732,6 +732,22 @@ impl Semaphore {
     /// `n` permits to come free (or a shutdown). Returns whether it is worth
     /// trying to take them; false means park.
     fn spin_until_free(&self, n: u64) -> bool {
+        self.spin(|s| {
+            if s & CLOSED != 0 || may_take(s, n) {
+                Some(true)
+            } else if s & PARKED != 0 {
+                Some(false)
+            } else {
+                None
+            }
+        })
+    }
+
+    /// Spins for at most [`SPIN_FOR`], reading the state word with a growing
+    /// pause in between, until `look` at it says what to do (`Some(true)`:
+    /// try to take the permits; `Some(false)`: stop and sleep). Returns
+    /// false if the time ran out.
+    pub(crate) fn spin(&self, look: impl Fn(u64) -> Option<bool>) -> bool {
         if SPIN_FOR.is_zero() {
             return false;
         }
@@ -740,12 +756,8 @@ impl Semaphore {
         // `pause` instructions since the clock was last read.
         let mut paused = 0u32;
         loop {
-            let s = self.state.load(Relaxed);
-            if s & CLOSED != 0 || may_take(s, n) {
-                return true;
-            }
-            if s & PARKED != 0 {
-                return false;
+            if let Some(verdict) = look(self.state.load(Relaxed)) {
+                return verdict;
             }
             for _ in 0..pause {
                 core::hint::spin_loop();
