@@ -167,6 +167,7 @@ static void every_function_on_a_shared_handle(void) {
     CHECK_EQ(sem_value(s), 0);
     rsem_ticket ticket;
     CHECK_EQ(sem_acquire_async(s, 1, INT64_MAX, (rsem_callback)1, NULL, &ticket), SEM_ENOTSUP);
+    CHECK_EQ(sem_cancel(s, &ticket), SEM_ENOTPENDING); /* no queue, no lock taken */
     CHECK_EQ(sem_release(s), SEM_OK);
     CHECK_EQ(sem_shutdown(s), SEM_OK);
     CHECK_EQ(sem_acquire(s), SEM_ECLOSED);

@@ -270,9 +270,11 @@ RSEM_API rsem_semaphore *sem_new_ex(int64_t value, int64_t max, uint32_t flags);
 /**
  * Frees a semaphore. NULL is a no-op.
  *
- * Ownership: `sem` must come from `sem_new*` and not have been freed; it is
- * invalid afterwards. Thread-safety: like POSIX `sem_destroy`, this must not
- * race any other call on the same handle. Freeing a semaphore while threads
+ * Ownership: `sem` must come from `sem_new*` (or `sem_open_named`) and not
+ * have been freed; it is invalid afterwards. For a process-shared
+ * semaphore this unmaps this process's view only (see `sem_new_shared`).
+ * Thread-safety: like POSIX `sem_destroy`, this must not race any other
+ * call on the same handle. Freeing a semaphore while threads
  * are blocked on it is undefined behaviour; a thread whose acquire has
  * returned may free it at once, even while the release that woke it is still
  * returning (call `sem_shutdown` first to get blocked threads out).
@@ -286,8 +288,8 @@ RSEM_API rsem_semaphore *sem_new_ex(int64_t value, int64_t max, uint32_t flags);
  * semaphore while that callback waits for this thread.
  *
  * # Safety
- * `sem` must be NULL or a handle returned by `sem_new*` that has not been
- * freed, and no other call may be using it.
+ * `sem` must be NULL or a handle returned by `sem_new*` or
+ * `sem_open_named` that has not been freed, and no other call may be using it.
  */
 RSEM_API void sem_free(rsem_semaphore *sem);
 
@@ -304,8 +306,8 @@ RSEM_API void sem_free(rsem_semaphore *sem);
  * interrupted thread may hold).
  *
  * # Safety
- * `sem` must be NULL or a handle returned by `sem_new*` that has not been
- * freed.
+ * `sem` must be NULL or a handle returned by `sem_new*` or
+ * `sem_open_named` that has not been freed.
  */
 RSEM_API int sem_acquire(rsem_semaphore *sem);
 
@@ -322,8 +324,8 @@ RSEM_API int sem_acquire(rsem_semaphore *sem);
  * signal handler (async-signal-safe: a few atomic instructions).
  *
  * # Safety
- * `sem` must be NULL or a handle returned by `sem_new*` that has not been
- * freed.
+ * `sem` must be NULL or a handle returned by `sem_new*` or
+ * `sem_open_named` that has not been freed.
  */
 RSEM_API int sem_try_acquire(rsem_semaphore *sem);
 
@@ -347,8 +349,8 @@ RSEM_API int sem_try_acquire(rsem_semaphore *sem);
  * interrupted thread may hold).
  *
  * # Safety
- * `sem` must be NULL or a handle returned by `sem_new*` that has not been
- * freed.
+ * `sem` must be NULL or a handle returned by `sem_new*` or
+ * `sem_open_named` that has not been freed.
  */
 RSEM_API int sem_acquire_timed(rsem_semaphore *sem, double timeout_seconds);
 
@@ -367,8 +369,8 @@ RSEM_API int sem_acquire_timed(rsem_semaphore *sem, double timeout_seconds);
  * interrupted thread may hold).
  *
  * # Safety
- * `sem` must be NULL or a handle returned by `sem_new*` that has not been
- * freed.
+ * `sem` must be NULL or a handle returned by `sem_new*` or
+ * `sem_open_named` that has not been freed.
  */
 RSEM_API int sem_acquire_many(rsem_semaphore *sem, int64_t n, double timeout_seconds);
 
@@ -390,8 +392,8 @@ RSEM_API int sem_acquire_many(rsem_semaphore *sem, int64_t n, double timeout_sec
  * interrupted thread may hold).
  *
  * # Safety
- * `sem` must be NULL or a handle returned by `sem_new*` that has not been
- * freed.
+ * `sem` must be NULL or a handle returned by `sem_new*` or
+ * `sem_open_named` that has not been freed.
  */
 RSEM_API int sem_acquire_until(rsem_semaphore *sem, int64_t n, int64_t deadline_ns);
 
@@ -428,8 +430,8 @@ RSEM_API int sem_acquire_until(rsem_semaphore *sem, int64_t n, int64_t deadline_
  * parking_lot_core, so there it is not async-signal-safe.)
  *
  * # Safety
- * `sem` must be NULL or a handle returned by `sem_new*` that has not been
- * freed.
+ * `sem` must be NULL or a handle returned by `sem_new*` or
+ * `sem_open_named` that has not been freed.
  */
 RSEM_API int sem_release(rsem_semaphore *sem);
 
@@ -446,8 +448,8 @@ RSEM_API int sem_release(rsem_semaphore *sem);
  * Thread-safety and async-signal-safety: as `sem_release`.
  *
  * # Safety
- * `sem` must be NULL or a handle returned by `sem_new*` that has not been
- * freed.
+ * `sem` must be NULL or a handle returned by `sem_new*` or
+ * `sem_open_named` that has not been freed.
  */
 RSEM_API int sem_release_n(rsem_semaphore *sem, int64_t n);
 
@@ -459,8 +461,8 @@ RSEM_API int sem_release_n(rsem_semaphore *sem, int64_t n);
  * signal handler (async-signal-safe: a few atomic instructions).
  *
  * # Safety
- * `sem` must be NULL or a handle returned by `sem_new*` that has not been
- * freed.
+ * `sem` must be NULL or a handle returned by `sem_new*` or
+ * `sem_open_named` that has not been freed.
  */
 RSEM_API int64_t sem_value(const rsem_semaphore *sem);
 
@@ -473,22 +475,24 @@ RSEM_API int64_t sem_value(const rsem_semaphore *sem);
  * signal handler (async-signal-safe: a few atomic instructions).
  *
  * # Safety
- * `sem` must be NULL or a handle returned by `sem_new*` that has not been
- * freed.
+ * `sem` must be NULL or a handle returned by `sem_new*` or
+ * `sem_open_named` that has not been freed.
  */
 RSEM_API int64_t sem_max(const rsem_semaphore *sem);
 
 /**
  * The number of waiters queued on `sem` right now (a snapshot): threads
  * blocked in an acquire and pending async acquires; or `SEM_EINVAL` (-1) if
- * `sem` is NULL.
+ * `sem` is NULL. For a process-shared semaphore: the threads registered to
+ * sleep, in every process, including registrations left by processes that
+ * died while blocked (and not threads polling past 65,535 sleepers).
  *
  * Thread-safety: may be called from any thread at any time, and from a
  * signal handler (async-signal-safe: a few atomic instructions).
  *
  * # Safety
- * `sem` must be NULL or a handle returned by `sem_new*` that has not been
- * freed.
+ * `sem` must be NULL or a handle returned by `sem_new*` or
+ * `sem_open_named` that has not been freed.
  */
 RSEM_API int64_t sem_waiters(const rsem_semaphore *sem);
 
@@ -502,8 +506,8 @@ RSEM_API int64_t sem_waiters(const rsem_semaphore *sem);
  * signal handler (async-signal-safe: a few atomic instructions).
  *
  * # Safety
- * `sem` must be NULL or a handle returned by `sem_new*` that has not been
- * freed.
+ * `sem` must be NULL or a handle returned by `sem_new*` or
+ * `sem_open_named` that has not been freed.
  */
 RSEM_API int64_t sem_drain(rsem_semaphore *sem);
 
@@ -521,8 +525,8 @@ RSEM_API int64_t sem_drain(rsem_semaphore *sem);
  * interrupted thread may hold).
  *
  * # Safety
- * `sem` must be NULL or a handle returned by `sem_new*` that has not been
- * freed.
+ * `sem` must be NULL or a handle returned by `sem_new*` or
+ * `sem_open_named` that has not been freed.
  */
 RSEM_API int sem_shutdown(rsem_semaphore *sem);
 
@@ -768,18 +772,29 @@ RSEM_API int sem_notifier_free(rsem_notifier *notifier);
  * the same handle (a child inherits it, at the same address). Its
  * semantics are those of `sem_new_ex(value, max, flags)`, across
  * processes: every `sem_*` function works on it (but async acquires, which
- * return `SEM_ENOTSUP`), blocked acquirers in any process sleep on a
- * shared futex (no polling), and a release in any process wakes them.
- * Differences from an in-process semaphore:
+ * return `SEM_ENOTSUP`, and `sem_cancel`, which finds nothing), blocked
+ * acquirers in any process spin briefly, then sleep on a shared futex, and
+ * a release in any process wakes them. Differences from an in-process
+ * semaphore:
  * - the maximum is at most `SEM_SHARED_MAX` (2^31 - 1);
  * - only the default mode: a running thread may take permits before the
  *   sleepers a release woke for them (as with POSIX `sem_t`), and no
  *   fairness hold or FIFO order applies;
  * - a process killed while blocked in an acquire leaves its registration
  *   in the shared word: the count stays right, but `sem_waiters` counts it
- *   and every later release makes a wake-up system call;
+ *   and every later release makes a wake-up system call (waking every
+ *   sleeper, if the dead thread wanted more than one permit);
+ * - a process killed in the middle of a wake-up (a release between its
+ *   update and its wake, or a woken thread before it took its permit)
+ *   loses that wake-up; sleepers look at the count again every 100 ms,
+ *   which bounds the delay this causes. Past 65,535 sleepers (or 4,095
+ *   that want more than one permit) further threads poll every 1 ms;
  * - permits held by a process that dies are not given back (as with
- *   POSIX semaphores).
+ *   POSIX semaphores);
+ * - trust: every process that can write the semaphore's memory (for a
+ *   named one, every user its `mode` lets open it) can break it, and can
+ *   make the processes that use it crash; share it only with processes
+ *   you trust, as you would a memory mapping.
  *
  * Returns a new handle, owned by this process (and by each child that
  * inherits it) and freed with `sem_free`, which unmaps this process's
@@ -815,7 +830,11 @@ RSEM_API rsem_semaphore *sem_new_shared(int64_t value, int64_t max, uint32_t fla
  * A name always leads to a whole semaphore: it is given to the file only
  * after the semaphore in it is written, so a creator that dies half-way
  * leaves no name behind, and of two processes creating the same name at
- * once, one creates it and the other opens it.
+ * once, one creates it and the other opens it. A name another user
+ * created first is opened as theirs (the trust rule of `sem_new_shared`
+ * applies): use `SEM_CREATE | SEM_EXCL` to be sure the semaphore is yours.
+ * A process that truncates the file makes the others' accesses fault
+ * (`SIGBUS`), as with POSIX named semaphores.
  *
  * Returns a new handle, owned by the caller and freed with `sem_free`
  * (which does not remove the name: `sem_unlink_named` does). Each call
@@ -823,9 +842,13 @@ RSEM_API rsem_semaphore *sem_new_shared(int64_t value, int64_t max, uint32_t fla
  * process has open already. On failure returns NULL with errno: `EINVAL`
  * (NULL or bad `name`; bad `oflag`, `mode`, `value`, `max` or `flags`; or
  * the file is not an rsem semaphore of this library's layout); `ENOTSUP`
- * for `SEM_FIFO`; `ENOENT`; `EEXIST`; `EACCES`; `EMFILE`, `ENFILE`,
- * `ENOMEM`, `ENOSPC` (resources); `ENOSYS` on platforms without shared
- * semaphores.
+ * for `SEM_FIFO`; `ENOENT` (no such name, or, when creating, `/proc` is
+ * not mounted: the new file is named through `/proc/self/fd`); `EEXIST`;
+ * `EACCES`; `ELOOP` (the name is a symbolic link); `EOPNOTSUPP` or
+ * `EISDIR` (`/dev/shm` cannot make unnamed files: `O_TMPFILE`); `EAGAIN`
+ * (the name was created and removed by others 16 times while this call
+ * tried to open it); `EMFILE`, `ENFILE`, `ENOMEM`, `ENOSPC` (resources);
+ * `ENOSYS` on platforms without shared semaphores.
  *
  * Thread-safety: may be called from any thread.
  *

@@ -144,9 +144,11 @@ pub unsafe extern "C" fn sem_new_ex(value: i64, max: i64, flags: u32) -> *mut Se
 
 /// Frees a semaphore. NULL is a no-op.
 ///
-/// Ownership: `sem` must come from `sem_new*` and not have been freed; it is
-/// invalid afterwards. Thread-safety: like POSIX `sem_destroy`, this must not
-/// race any other call on the same handle. Freeing a semaphore while threads
+/// Ownership: `sem` must come from `sem_new*` (or `sem_open_named`) and not
+/// have been freed; it is invalid afterwards. For a process-shared
+/// semaphore this unmaps this process's view only (see `sem_new_shared`).
+/// Thread-safety: like POSIX `sem_destroy`, this must not race any other
+/// call on the same handle. Freeing a semaphore while threads
 /// are blocked on it is undefined behaviour; a thread whose acquire has
 /// returned may free it at once, even while the release that woke it is still
 /// returning (call `sem_shutdown` first to get blocked threads out).
@@ -160,8 +162,8 @@ pub unsafe extern "C" fn sem_new_ex(value: i64, max: i64, flags: u32) -> *mut Se
 /// semaphore while that callback waits for this thread.
 ///
 /// # Safety
-/// `sem` must be NULL or a handle returned by `sem_new*` that has not been
-/// freed, and no other call may be using it.
+/// `sem` must be NULL or a handle returned by `sem_new*` or
+/// `sem_open_named` that has not been freed, and no other call may be using it.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sem_free(sem: *mut Semaphore) {
     if sem.is_null() {
@@ -207,8 +209,8 @@ pub unsafe extern "C" fn sem_free(sem: *mut Semaphore) {
 /// interrupted thread may hold).
 ///
 /// # Safety
-/// `sem` must be NULL or a handle returned by `sem_new*` that has not been
-/// freed.
+/// `sem` must be NULL or a handle returned by `sem_new*` or
+/// `sem_open_named` that has not been freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sem_acquire(sem: *mut Semaphore) -> c_int {
     // SAFETY: `sem` is NULL or live, by the caller's contract.
@@ -231,8 +233,8 @@ pub unsafe extern "C" fn sem_acquire(sem: *mut Semaphore) -> c_int {
 /// signal handler (async-signal-safe: a few atomic instructions).
 ///
 /// # Safety
-/// `sem` must be NULL or a handle returned by `sem_new*` that has not been
-/// freed.
+/// `sem` must be NULL or a handle returned by `sem_new*` or
+/// `sem_open_named` that has not been freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sem_try_acquire(sem: *mut Semaphore) -> c_int {
     // SAFETY: `sem` is NULL or live, by the caller's contract.
@@ -262,8 +264,8 @@ pub unsafe extern "C" fn sem_try_acquire(sem: *mut Semaphore) -> c_int {
 /// interrupted thread may hold).
 ///
 /// # Safety
-/// `sem` must be NULL or a handle returned by `sem_new*` that has not been
-/// freed.
+/// `sem` must be NULL or a handle returned by `sem_new*` or
+/// `sem_open_named` that has not been freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sem_acquire_timed(sem: *mut Semaphore, timeout_seconds: f64) -> c_int {
     // SAFETY: `sem` is NULL or live, by the caller's contract.
@@ -294,8 +296,8 @@ pub unsafe extern "C" fn sem_acquire_timed(sem: *mut Semaphore, timeout_seconds:
 /// interrupted thread may hold).
 ///
 /// # Safety
-/// `sem` must be NULL or a handle returned by `sem_new*` that has not been
-/// freed.
+/// `sem` must be NULL or a handle returned by `sem_new*` or
+/// `sem_open_named` that has not been freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sem_acquire_many(
     sem: *mut Semaphore,
@@ -333,8 +335,8 @@ pub unsafe extern "C" fn sem_acquire_many(
 /// interrupted thread may hold).
 ///
 /// # Safety
-/// `sem` must be NULL or a handle returned by `sem_new*` that has not been
-/// freed.
+/// `sem` must be NULL or a handle returned by `sem_new*` or
+/// `sem_open_named` that has not been freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sem_acquire_until(sem: *mut Semaphore, n: i64, deadline_ns: i64) -> c_int {
     // SAFETY: `sem` is NULL or live, by the caller's contract.
@@ -401,8 +403,8 @@ pub(crate) fn permits_to_acquire(s: &Semaphore, n: i64) -> Option<u64> {
 /// parking_lot_core, so there it is not async-signal-safe.)
 ///
 /// # Safety
-/// `sem` must be NULL or a handle returned by `sem_new*` that has not been
-/// freed.
+/// `sem` must be NULL or a handle returned by `sem_new*` or
+/// `sem_open_named` that has not been freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sem_release(sem: *mut Semaphore) -> c_int {
     // SAFETY: `sem` is NULL or live, by the caller's contract.
@@ -425,8 +427,8 @@ pub unsafe extern "C" fn sem_release(sem: *mut Semaphore) -> c_int {
 /// Thread-safety and async-signal-safety: as `sem_release`.
 ///
 /// # Safety
-/// `sem` must be NULL or a handle returned by `sem_new*` that has not been
-/// freed.
+/// `sem` must be NULL or a handle returned by `sem_new*` or
+/// `sem_open_named` that has not been freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sem_release_n(sem: *mut Semaphore, n: i64) -> c_int {
     // SAFETY: `sem` is NULL or live, by the caller's contract.
@@ -448,8 +450,8 @@ pub unsafe extern "C" fn sem_release_n(sem: *mut Semaphore, n: i64) -> c_int {
 /// signal handler (async-signal-safe: a few atomic instructions).
 ///
 /// # Safety
-/// `sem` must be NULL or a handle returned by `sem_new*` that has not been
-/// freed.
+/// `sem` must be NULL or a handle returned by `sem_new*` or
+/// `sem_open_named` that has not been freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sem_value(sem: *const Semaphore) -> i64 {
     // SAFETY: `sem` is NULL or live, by the caller's contract.
@@ -464,8 +466,8 @@ pub unsafe extern "C" fn sem_value(sem: *const Semaphore) -> i64 {
 /// signal handler (async-signal-safe: a few atomic instructions).
 ///
 /// # Safety
-/// `sem` must be NULL or a handle returned by `sem_new*` that has not been
-/// freed.
+/// `sem` must be NULL or a handle returned by `sem_new*` or
+/// `sem_open_named` that has not been freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sem_max(sem: *const Semaphore) -> i64 {
     // SAFETY: `sem` is NULL or live, by the caller's contract.
@@ -474,14 +476,16 @@ pub unsafe extern "C" fn sem_max(sem: *const Semaphore) -> i64 {
 
 /// The number of waiters queued on `sem` right now (a snapshot): threads
 /// blocked in an acquire and pending async acquires; or `SEM_EINVAL` (-1) if
-/// `sem` is NULL.
+/// `sem` is NULL. For a process-shared semaphore: the threads registered to
+/// sleep, in every process, including registrations left by processes that
+/// died while blocked (and not threads polling past 65,535 sleepers).
 ///
 /// Thread-safety: may be called from any thread at any time, and from a
 /// signal handler (async-signal-safe: a few atomic instructions).
 ///
 /// # Safety
-/// `sem` must be NULL or a handle returned by `sem_new*` that has not been
-/// freed.
+/// `sem` must be NULL or a handle returned by `sem_new*` or
+/// `sem_open_named` that has not been freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sem_waiters(sem: *const Semaphore) -> i64 {
     // SAFETY: `sem` is NULL or live, by the caller's contract.
@@ -501,8 +505,8 @@ pub unsafe extern "C" fn sem_waiters(sem: *const Semaphore) -> i64 {
 /// signal handler (async-signal-safe: a few atomic instructions).
 ///
 /// # Safety
-/// `sem` must be NULL or a handle returned by `sem_new*` that has not been
-/// freed.
+/// `sem` must be NULL or a handle returned by `sem_new*` or
+/// `sem_open_named` that has not been freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sem_drain(sem: *mut Semaphore) -> i64 {
     // SAFETY: `sem` is NULL or live, by the caller's contract.
@@ -522,8 +526,8 @@ pub unsafe extern "C" fn sem_drain(sem: *mut Semaphore) -> i64 {
 /// interrupted thread may hold).
 ///
 /// # Safety
-/// `sem` must be NULL or a handle returned by `sem_new*` that has not been
-/// freed.
+/// `sem` must be NULL or a handle returned by `sem_new*` or
+/// `sem_open_named` that has not been freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sem_shutdown(sem: *mut Semaphore) -> c_int {
     // SAFETY: `sem` is NULL or live, by the caller's contract.

@@ -238,6 +238,10 @@ pub unsafe extern "C" fn sem_cancel(sem: *mut Semaphore, ticket: *const Ticket) 
         with("sem_cancel", sem, SEM_EINVAL, |s| {
             if ticket.is_null() {
                 SEM_EINVAL
+            } else if s.is_shared() {
+                // Nothing is ever queued there (and its queue lock must not
+                // be taken: a process killed holding it would stop others).
+                SEM_ENOTPENDING
             } else if s.cancel(Ticket::record(ticket)) {
                 SEM_OK
             } else {

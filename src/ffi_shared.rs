@@ -39,18 +39,29 @@ fn handle(result: Result<*mut Semaphore, c_int>) -> *mut Semaphore {
 /// the same handle (a child inherits it, at the same address). Its
 /// semantics are those of `sem_new_ex(value, max, flags)`, across
 /// processes: every `sem_*` function works on it (but async acquires, which
-/// return `SEM_ENOTSUP`), blocked acquirers in any process sleep on a
-/// shared futex (no polling), and a release in any process wakes them.
-/// Differences from an in-process semaphore:
+/// return `SEM_ENOTSUP`, and `sem_cancel`, which finds nothing), blocked
+/// acquirers in any process spin briefly, then sleep on a shared futex, and
+/// a release in any process wakes them. Differences from an in-process
+/// semaphore:
 /// - the maximum is at most `SEM_SHARED_MAX` (2^31 - 1);
 /// - only the default mode: a running thread may take permits before the
 ///   sleepers a release woke for them (as with POSIX `sem_t`), and no
 ///   fairness hold or FIFO order applies;
 /// - a process killed while blocked in an acquire leaves its registration
 ///   in the shared word: the count stays right, but `sem_waiters` counts it
-///   and every later release makes a wake-up system call;
+///   and every later release makes a wake-up system call (waking every
+///   sleeper, if the dead thread wanted more than one permit);
+/// - a process killed in the middle of a wake-up (a release between its
+///   update and its wake, or a woken thread before it took its permit)
+///   loses that wake-up; sleepers look at the count again every 100 ms,
+///   which bounds the delay this causes. Past 65,535 sleepers (or 4,095
+///   that want more than one permit) further threads poll every 1 ms;
 /// - permits held by a process that dies are not given back (as with
-///   POSIX semaphores).
+///   POSIX semaphores);
+/// - trust: every process that can write the semaphore's memory (for a
+///   named one, every user its `mode` lets open it) can break it, and can
+///   make the processes that use it crash; share it only with processes
+///   you trust, as you would a memory mapping.
 ///
 /// Returns a new handle, owned by this process (and by each child that
 /// inherits it) and freed with `sem_free`, which unmaps this process's
@@ -89,7 +100,11 @@ pub unsafe extern "C" fn sem_new_shared(value: i64, max: i64, flags: u32) -> *mu
 /// A name always leads to a whole semaphore: it is given to the file only
 /// after the semaphore in it is written, so a creator that dies half-way
 /// leaves no name behind, and of two processes creating the same name at
-/// once, one creates it and the other opens it.
+/// once, one creates it and the other opens it. A name another user
+/// created first is opened as theirs (the trust rule of `sem_new_shared`
+/// applies): use `SEM_CREATE | SEM_EXCL` to be sure the semaphore is yours.
+/// A process that truncates the file makes the others' accesses fault
+/// (`SIGBUS`), as with POSIX named semaphores.
 ///
 /// Returns a new handle, owned by the caller and freed with `sem_free`
 /// (which does not remove the name: `sem_unlink_named` does). Each call
@@ -97,9 +112,13 @@ pub unsafe extern "C" fn sem_new_shared(value: i64, max: i64, flags: u32) -> *mu
 /// process has open already. On failure returns NULL with errno: `EINVAL`
 /// (NULL or bad `name`; bad `oflag`, `mode`, `value`, `max` or `flags`; or
 /// the file is not an rsem semaphore of this library's layout); `ENOTSUP`
-/// for `SEM_FIFO`; `ENOENT`; `EEXIST`; `EACCES`; `EMFILE`, `ENFILE`,
-/// `ENOMEM`, `ENOSPC` (resources); `ENOSYS` on platforms without shared
-/// semaphores.
+/// for `SEM_FIFO`; `ENOENT` (no such name, or, when creating, `/proc` is
+/// not mounted: the new file is named through `/proc/self/fd`); `EEXIST`;
+/// `EACCES`; `ELOOP` (the name is a symbolic link); `EOPNOTSUPP` or
+/// `EISDIR` (`/dev/shm` cannot make unnamed files: `O_TMPFILE`); `EAGAIN`
+/// (the name was created and removed by others 16 times while this call
+/// tried to open it); `EMFILE`, `ENFILE`, `ENOMEM`, `ENOSPC` (resources);
+/// `ENOSYS` on platforms without shared semaphores.
 ///
 /// Thread-safety: may be called from any thread.
 ///
@@ -164,8 +183,7 @@ pub unsafe extern "C" fn sem_unlink_named(name: *const c_char) -> c_int {
 
 #[cfg(all(target_os = "linux", not(loom)))]
 fn new_shared(value: u64, max: u64) -> Result<*mut Semaphore, c_int> {
-    let semaphore = Semaphore::new_shared(value, max).ok_or(libc::EINVAL)?;
-    crate::shm::create_anonymous(semaphore)
+    crate::shm::create_anonymous(value, max)
 }
 
 #[cfg(all(target_os = "linux", not(loom)))]
@@ -176,8 +194,7 @@ fn open_named(
     value: u64,
     max: u64,
 ) -> Result<*mut Semaphore, c_int> {
-    let semaphore = || Semaphore::new_shared(value, max).expect("parameters were checked");
-    crate::shm::open_named(name, oflag, mode, semaphore)
+    crate::shm::open_named(name, oflag, mode, value, max)
 }
 
 #[cfg(all(target_os = "linux", not(loom)))]

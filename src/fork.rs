@@ -36,6 +36,7 @@ use crate::semaphore::Semaphore;
 /// A semaphore's links in the registry, changed only under its lock.
 #[cfg(unix)]
 #[derive(Debug, Default)]
+#[repr(C)]
 pub(crate) struct Links {
     prev: AtomicPtr<Semaphore>,
     next: AtomicPtr<Semaphore>,

@@ -237,9 +237,10 @@ fn time_left(deadline: Option<Instant>) -> Option<Option<libc::timespec>> {
 /// Sleeps while the 32-bit word at `address`, in memory that other processes
 /// may map too, holds `expected`, until `deadline` at the latest (a shared
 /// futex: the kernel keys it by the mapped object and offset, so a waiter
-/// and a waker in different processes meet). Returns false once the deadline
-/// has passed; true otherwise (woken, or spuriously: the caller checks
-/// again).
+/// and a waker in different processes meet). Only wakes whose bitset shares
+/// a bit with `bitset` reach it (`FUTEX_WAIT_BITSET`). Returns false once
+/// the deadline has passed; true otherwise (woken, or spuriously: the
+/// caller checks again).
 ///
 /// # Safety
 /// `address` must be valid for 32-bit reads, and 4-byte aligned, for the
@@ -249,34 +250,67 @@ pub(crate) unsafe fn wait_shared(
     address: *const u32,
     expected: u32,
     deadline: Option<Instant>,
+    bitset: u32,
 ) -> bool {
-    let Some(timeout) = time_left(deadline) else {
-        return false;
+    // FUTEX_WAIT_BITSET takes an absolute time on CLOCK_MONOTONIC, the
+    // clock of `sem_clock_ns` (and of `Instant` on Linux).
+    let at = match deadline {
+        None => None,
+        Some(at) => {
+            let left = at.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let now = u64::try_from(crate::deadline::clock_ns()).unwrap_or(0);
+            let at = now.saturating_add(u64::try_from(left.as_nanos()).unwrap_or(u64::MAX));
+            Some(libc::timespec {
+                tv_sec: libc::time_t::try_from(at / 1_000_000_000).unwrap_or(libc::time_t::MAX),
+                tv_nsec: libc::c_long::try_from(at % 1_000_000_000).unwrap_or(0),
+            })
+        }
     };
-    let ts = timeout
+    let ts = at
         .as_ref()
         .map_or(core::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: FUTEX_WAIT reads the word at `address`, valid and aligned by
-    // this function's contract, and the timespec (or NULL) that lives
-    // across the call. Without FUTEX_PRIVATE_FLAG the kernel keys the wait
-    // by the mapping, as a waker in another process does. EINTR, EAGAIN and
-    // ETIMEDOUT all return to the caller, who checks again.
+    // SAFETY: FUTEX_WAIT_BITSET reads the word at `address`, valid and
+    // aligned by this function's contract, and the timespec (or NULL) that
+    // lives across the call; the fifth argument (uaddr2) is unused. Without
+    // FUTEX_PRIVATE_FLAG the kernel keys the wait by the mapping, as a waker
+    // in another process does. EINTR, EAGAIN and ETIMEDOUT all return to
+    // the caller, who checks again.
     unsafe {
-        libc::syscall(libc::SYS_futex, address, libc::FUTEX_WAIT, expected, ts);
+        libc::syscall(
+            libc::SYS_futex,
+            address,
+            libc::FUTEX_WAIT_BITSET,
+            expected,
+            ts,
+            core::ptr::null::<u32>(),
+            bitset,
+        );
     }
     true
 }
 
 /// Wakes up to `count` threads, in any process, sleeping in `wait_shared`
-/// on `address`. Never dereferences it: a release may call it after its
-/// permits were taken and the mapping was unmapped (the kernel then finds
-/// no mapping, or another object's waiters, who check again).
+/// on `address` with a bitset that shares a bit with `bitset`. Never
+/// dereferences it: a release may call it after its permits were taken and
+/// the mapping was unmapped (the kernel then finds no mapping, or another
+/// object's waiters, who check again).
 #[cfg(all(target_os = "linux", not(loom)))]
-pub(crate) fn wake_shared(address: *const u32, count: i32) {
-    // SAFETY: FUTEX_WAKE only looks the address up in this process's
+pub(crate) fn wake_shared(address: *const u32, count: i32, bitset: u32) {
+    // SAFETY: FUTEX_WAKE_BITSET only looks the address up in this process's
     // mappings (EFAULT if there is none); it never accesses the memory.
     unsafe {
-        libc::syscall(libc::SYS_futex, address, libc::FUTEX_WAKE, count);
+        libc::syscall(
+            libc::SYS_futex,
+            address,
+            libc::FUTEX_WAKE_BITSET,
+            count,
+            core::ptr::null::<libc::timespec>(),
+            core::ptr::null::<u32>(),
+            bitset,
+        );
     }
 }
 

@@ -43,7 +43,9 @@
 //! waiter is still queued and holds the others back by these rules.
 
 /// The thresholds of the default mode's fairness, in nanoseconds.
+/// (`repr(C)`: process-shared memory holds it; see `SHARED_LAYOUT`.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
 pub(crate) struct Fairness {
     /// How long a waiter may be overtaken before it is starving.
     pub fair_after: u64,

@@ -133,6 +133,35 @@ pub(crate) const HANDOFF: u64 = 1 << 61;
 pub(crate) const CLOSED: u64 = 1 << 62;
 const LOCKED: u64 = 1 << 63;
 
+/// The layout of `Semaphore` as process-shared memory holds it (`shm.rs`
+/// stores it beside the semaphore and refuses another): the sizes and
+/// offsets that other builds of this library could place differently, the
+/// pointer width and the byte order, folded into one number. (`Semaphore`
+/// and its parts are `repr(C)`, so the same source lays them out the same.)
+#[cfg(all(target_os = "linux", not(loom)))]
+pub(crate) const SHARED_LAYOUT: u64 = {
+    use core::mem::{offset_of, size_of};
+    let parts = [
+        1, // the shared state word's meaning (`shared.rs`): bump to change it
+        size_of::<Semaphore>(),
+        offset_of!(Semaphore, params),
+        offset_of!(Semaphore, slow),
+        offset_of!(Params, max),
+        offset_of!(Params, fifo),
+        offset_of!(Params, shared),
+        offset_of!(Params, fairness),
+        size_of::<usize>(),
+        cfg!(target_endian = "big") as usize,
+    ];
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < parts.len() {
+        h = (h ^ parts[i] as u64).wrapping_mul(0x0100_0000_01b3);
+        i += 1;
+    }
+    h
+};
+
 /// Whether, in state `s`, an acquirer may take `n` permits itself: enough
 /// are free and no queued waiter has priority. (`CLOSED` is checked apart,
 /// because it ends the acquire instead of making it wait.)
@@ -418,7 +447,7 @@ pub struct Semaphore {
 /// A semaphore's parameters, fixed at creation (see `Semaphore`), and its
 /// links in the registry of `fork.rs`, written only when a neighbour in it is
 /// created or freed.
-#[repr(align(64))]
+#[repr(C, align(64))]
 #[derive(Debug)]
 pub(crate) struct Params {
     /// The largest count this semaphore accepts.
@@ -441,7 +470,7 @@ pub(crate) struct Params {
 /// The slow paths' data (see `Semaphore::slow`). Read and written under the
 /// queue lock (`waiters` and `promised` are also read, and `promised`
 /// written, outside it).
-#[repr(align(64))]
+#[repr(C, align(64))]
 #[derive(Debug)]
 struct SlowCounters {
     /// The wait queue, in arrival order (intrusive: records on the waiters'
@@ -515,17 +544,37 @@ impl Semaphore {
         )
     }
 
-    /// A semaphore to place in memory shared between processes (see
-    /// `shared.rs`): the default mode only, and `value <= max <=
-    /// SHARED_COUNT_MAX`, or `None`.
+    /// Makes a semaphore for memory shared between processes (see
+    /// `shared.rs`) in place at `p`: the default mode only. Writes field by
+    /// field into memory that is all zeros (a new file's or anonymous
+    /// pages), so that no padding byte of this process's stack reaches a
+    /// file that other users may read; fields whose value is zero are left
+    /// as they are. Returns false, writing nothing, unless `value <= max <=
+    /// SHARED_COUNT_MAX`.
+    ///
+    /// # Safety
+    /// `p` must be valid for writes of a `Semaphore`, aligned, all zeros,
+    /// and seen by no other thread until this returns.
     #[cfg(all(target_os = "linux", not(loom)))]
-    pub(crate) fn new_shared(value: u64, max: u64) -> Option<Self> {
-        if max > crate::shared::SHARED_COUNT_MAX {
-            return None;
+    pub(crate) unsafe fn init_shared(p: *mut Semaphore, value: u64, max: u64) -> bool {
+        if value > max || max > crate::shared::SHARED_COUNT_MAX {
+            return false;
         }
-        let mut semaphore = Self::new(value, max, false)?;
-        semaphore.params.shared = true;
-        Some(semaphore)
+        // Fix the clock's origin now, as `with_policy` does.
+        let _ = deadline::nanos(Instant::now());
+        // SAFETY: `p` is valid, aligned and unshared by the contract; each
+        // write is to one field, through a raw pointer (no reference to the
+        // not yet valid whole). All-zero bytes are a valid value of every
+        // field left alone (atomics, null pointers, `false`, the empty
+        // `Clock`), so once these writes are done the whole is valid.
+        unsafe {
+            core::ptr::addr_of_mut!((*p).state).write(AtomicU64::new(value));
+            core::ptr::addr_of_mut!((*p).params.max).write(max);
+            core::ptr::addr_of_mut!((*p).params.shared).write(true);
+            core::ptr::addr_of_mut!((*p).params.fairness).write(Fairness::library());
+            core::ptr::addr_of_mut!((*p).slow.timer_at).write(LockedU64::new(u64::MAX));
+        }
+        true
     }
 
     /// Whether the memory at `p`, mapped from a file another process

@@ -43,9 +43,11 @@
 //!   one compare-and-swap, to take its permits and deregister at once; it
 //!   deregisters without permits only on timeout or shutdown.
 //! - A release adds its permits by compare-and-swap; if the word it replaced
-//!   had sleepers, it then wakes `n` of them, or all of them if any wants
-//!   more than one permit (a woken thread that cannot use what came free
-//!   would otherwise leave a fitting one asleep).
+//!   had sleepers, it then wakes `n` of those that want one permit, or all
+//!   of them if any wants more (a woken thread that cannot use what came
+//!   free would otherwise leave a fitting one asleep). Futex bitsets keep
+//!   "wake n" from reaching a thread that wants more than one permit, even
+//!   one that registered after the release's compare-and-swap.
 //! - No wake-up is lost: registering and releasing are read-modify-writes of
 //!   the one word, so a release after a registration sees the sleeper and
 //!   wakes it after its compare-and-swap; the sleeper's futex call compares
@@ -66,9 +68,14 @@
 //!   release that woke it is still returning (glibc bug 12674).
 //! - A process killed while registered leaves its registration behind: the
 //!   count stays right, but every later release makes a futex wake system
-//!   call and acquires with too few permits take the slow branch, until
-//!   the semaphore is made anew (as glibc's `sem_t` keeps a dead waiter's
+//!   call (a wake-all, if the dead thread wanted more than one permit) and
+//!   acquires with too few permits take the slow branch, until the
+//!   semaphore is made anew (as glibc's `sem_t` keeps a dead waiter's
 //!   count). `sem_waiters` then counts it.
+//! - A process killed between a release's compare-and-swap and its wake,
+//!   or a woken thread's process killed before it takes its permit, loses
+//!   that wake-up: a sleeper looks at the word again after `RECHECK` (100
+//!   ms) at the latest, so such a death delays waiters by at most that.
 //!
 //! Memory orderings: every decision is a read-modify-write of the one word;
 //! taking permits is `Acquire` and adding them `Release` (at least), as for
@@ -95,6 +102,25 @@ const MULTIS: u64 = 0xFFF << 48;
 /// A thread that cannot register (65,535 sleepers, or 4,095 multi-permit
 /// ones, already) polls instead, looking again this often.
 const POLL: Duration = Duration::from_millis(1);
+
+/// A sleeper looks at the word again after this long at the latest, even if
+/// nobody woke it: a wake-up meant for it is lost if the releasing process
+/// dies between its compare-and-swap and its wake, or if the thread woken
+/// for a permit dies before it takes it.
+pub(crate) const RECHECK: Duration = Duration::from_millis(100);
+
+/// Futex bitsets: a thread that wants one permit waits with `ONE`, more
+/// with `MANY`; "wake n" wakes `ONE`s only (a thread that wants more could
+/// not use what a release of too few frees, and would swallow the wake-up),
+/// "wake all" both.
+const ONE: u32 = 1;
+const MANY: u32 = 2;
+const ANY: u32 = u32::MAX;
+
+/// The bitset a thread that wants `n` permits waits with.
+fn bitset(n: u64) -> u32 {
+    if n > 1 { MANY } else { ONE }
+}
 
 /// `s` less one registration (of a thread wanting `n`), with `HANDOFF`
 /// cleared if it was the last.
@@ -215,7 +241,7 @@ impl Semaphore {
                     let until = deadline.map_or(poll, |at| at.min(poll));
                     // SAFETY: the futex is inside `self.state`, a live,
                     // aligned word (`&self`).
-                    unsafe { wait_shared(self.futex(), s as u32, Some(until)) };
+                    unsafe { wait_shared(self.futex(), s as u32, Some(until), bitset(n)) };
                     s = self.state.load(Relaxed);
                     continue;
                 }
@@ -232,9 +258,12 @@ impl Semaphore {
                 }
             }
             // Registered, and the count (as of `s`) is too small: sleep while
-            // it is unchanged. (`as u32` keeps the low 32 bits.)
+            // it is unchanged (`as u32` keeps the low 32 bits), for at most
+            // `RECHECK`.
+            let recheck = Instant::now() + RECHECK;
+            let until = deadline.map_or(recheck, |at| at.min(recheck));
             // SAFETY: as above.
-            unsafe { wait_shared(self.futex(), s as u32, deadline) };
+            unsafe { wait_shared(self.futex(), s as u32, Some(until), bitset(n)) };
             s = self.state.load(Relaxed);
         }
     }
@@ -256,11 +285,10 @@ impl Semaphore {
             }
         }
         if s & SLEEPERS != 0 {
-            let count = match s & MULTIS {
-                0 => i32::try_from(n).unwrap_or(i32::MAX),
-                _ => i32::MAX,
-            };
-            wake_shared(futex, count);
+            match s & MULTIS {
+                0 => wake_shared(futex, i32::try_from(n).unwrap_or(i32::MAX), ONE),
+                _ => wake_shared(futex, i32::MAX, ANY),
+            }
         }
         Ok(())
     }
@@ -290,7 +318,7 @@ impl Semaphore {
         let futex = self.futex();
         let s = self.state.fetch_or(CLOSED | CLOSING, AcqRel);
         if s & SLEEPERS != 0 {
-            wake_shared(futex, i32::MAX);
+            wake_shared(futex, i32::MAX, ANY);
         }
     }
 }

@@ -37,9 +37,10 @@ struct Region {
 }
 
 const MAGIC: u64 = u64::from_le_bytes(*b"rsem-shd");
-/// Bumped whenever `Semaphore` or the shared state word changes meaning:
-/// a library of another layout refuses the file (`EINVAL`).
-const LAYOUT: u64 = (1 << 32) | core::mem::size_of::<Semaphore>() as u64;
+/// This library's layout (sizes, offsets, pointer width, byte order, and
+/// the shared word's version): a library of another layout refuses the
+/// file (`EINVAL`).
+const LAYOUT: u64 = crate::semaphore::SHARED_LAYOUT;
 
 /// Where named semaphores live, and the prefix of their file names.
 const DIR: &str = "/dev/shm";
@@ -110,39 +111,47 @@ unsafe fn unmap_region(region: *mut Region) {
     unsafe { libc::munmap(region.cast::<c_void>(), length()) };
 }
 
-/// Writes a new semaphore and then the header into a fresh region.
+/// Writes a new semaphore and then the header into a fresh region (in
+/// place, field by field: see `Semaphore::init_shared`); `EINVAL` unless
+/// `value <= max <= SHARED_COUNT_MAX`.
 ///
 /// # Safety
-/// `region` came from `map` and nobody else can see it yet, or it is zeroed
-/// (a new file's or anonymous pages) and every other user checks the magic
-/// first.
-unsafe fn initialize(region: *mut Region, semaphore: Semaphore) {
+/// `region` came from `map` of a new (all-zero) file or anonymous memory,
+/// and nobody else can see it yet.
+unsafe fn initialize(region: *mut Region, value: u64, max: u64) -> Result<(), c_int> {
     // SAFETY: `region` is valid for writes of a `Region` (a mapping of at
-    // least its size, page-aligned), and nobody reads it before the magic.
+    // least its size, page-aligned), all zeros, and nobody reads it yet.
     unsafe {
-        core::ptr::addr_of_mut!((*region).semaphore).write(semaphore);
+        if !Semaphore::init_shared(core::ptr::addr_of_mut!((*region).semaphore), value, max) {
+            return Err(libc::EINVAL);
+        }
         core::ptr::addr_of_mut!((*region).layout).write(LAYOUT);
         (*region).magic.store(MAGIC, Release);
     }
+    Ok(())
 }
 
 /// A new anonymous shared semaphore, for this process and the children it
 /// forks after this; or an errno.
-pub(crate) fn create_anonymous(semaphore: Semaphore) -> Result<*mut Semaphore, c_int> {
+pub(crate) fn create_anonymous(value: u64, max: u64) -> Result<*mut Semaphore, c_int> {
     let region = map(-1)?;
-    // SAFETY: a fresh anonymous mapping that only this thread knows.
-    unsafe { initialize(region, semaphore) };
+    // SAFETY: a fresh anonymous mapping (zeros) that only this thread knows.
+    if let Err(e) = unsafe { initialize(region, value, max) } {
+        // SAFETY: nobody else saw it.
+        unsafe { unmap_region(region) };
+        return Err(e);
+    }
     Ok(region.cast())
 }
 
-/// Opens (and, with `SEM_CREATE`, creates) the named semaphore `name`;
-/// `semaphore` is the one to create if there is none. Returns the handle
-/// or an errno.
+/// Opens (and, with `SEM_CREATE`, creates with `value` and `max`) the named
+/// semaphore `name`. Returns the handle or an errno.
 pub(crate) fn open_named(
     name: &CStr,
     oflag: u32,
     mode: u32,
-    semaphore: impl Fn() -> Semaphore,
+    value: u64,
+    max: u64,
 ) -> Result<*mut Semaphore, c_int> {
     let path = path_of(name)?;
     // Another creator may win the name, and its semaphore may be removed
@@ -154,7 +163,7 @@ pub(crate) fn open_named(
                 other => return other,
             }
         }
-        match create(&path, mode, semaphore()) {
+        match create(&path, mode, value, max) {
             Err(libc::EEXIST) if oflag & SEM_EXCL == 0 => continue,
             other => return other,
         }
@@ -210,7 +219,7 @@ fn check_size(fd: c_int) -> Result<(), c_int> {
 
 /// Creates the semaphore and links it at `path`; `EEXIST` if the name is
 /// taken.
-fn create(path: &CStr, mode: u32, semaphore: Semaphore) -> Result<*mut Semaphore, c_int> {
+fn create(path: &CStr, mode: u32, value: u64, max: u64) -> Result<*mut Semaphore, c_int> {
     let dir = CString::new(DIR).map_err(|_| libc::EINVAL)?;
     // SAFETY: `dir` is a NUL-terminated string; O_TMPFILE takes a mode.
     let fd = unsafe {
@@ -223,26 +232,30 @@ fn create(path: &CStr, mode: u32, semaphore: Semaphore) -> Result<*mut Semaphore
     if fd < 0 {
         return Err(errno());
     }
-    let result = fill_and_link(fd, path, semaphore);
+    let result = fill_and_link(fd, path, value, max);
     // SAFETY: `fd` is ours; a mapping (if any) keeps the file.
     unsafe { libc::close(fd) };
     result
 }
 
 /// The rest of `create`, with the unnamed file open as `fd`.
-fn fill_and_link(fd: c_int, path: &CStr, semaphore: Semaphore) -> Result<*mut Semaphore, c_int> {
+fn fill_and_link(fd: c_int, path: &CStr, value: u64, max: u64) -> Result<*mut Semaphore, c_int> {
     let length = libc::off_t::try_from(length()).map_err(|_| libc::EINVAL)?;
+    // (`AT_EMPTY_PATH` would need a capability; the `/proc` link does not.)
+    let proc = CString::new(format!("/proc/self/fd/{fd}")).map_err(|_| libc::EINVAL)?;
     // SAFETY: `fd` is an open regular file.
     if unsafe { libc::ftruncate(fd, length) } != 0 {
         return Err(errno());
     }
     let region = map(fd)?;
-    // SAFETY: a fresh mapping of a file that has no name yet: nobody else
-    // can see it.
-    unsafe { initialize(region, semaphore) };
-    // The file gets its name only now, whole. (`AT_EMPTY_PATH` would need a
-    // capability; the `/proc` link does not.)
-    let proc = CString::new(format!("/proc/self/fd/{fd}")).map_err(|_| libc::EINVAL)?;
+    // SAFETY: a fresh mapping of a new (all-zero) file that has no name yet:
+    // nobody else can see it.
+    if let Err(e) = unsafe { initialize(region, value, max) } {
+        // SAFETY: nobody else saw it.
+        unsafe { unmap_region(region) };
+        return Err(e);
+    }
+    // The file gets its name only now, whole.
     // SAFETY: both paths are NUL-terminated strings.
     let linked = unsafe {
         libc::linkat(
