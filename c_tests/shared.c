@@ -230,6 +230,37 @@ static void names(void) {
     CHECK_EQ(sem_unlink_named(name), SEM_OK);
 }
 
+/* Another process that can write the file writes nonsense into the
+ * semaphore's parameters and slow-path fields (here: the "shared" byte
+ * cleared, and every pointer-sized field of the slow line set to a bogus
+ * address). This process must not be sent down the in-process paths, which
+ * follow pointers stored there: which handles are shared is known per
+ * process, not read from the shared memory. (Crashed before that.) */
+static void foreign_writes_cannot_crash(void) {
+    char name[64], path[512];
+    a_name(name, sizeof name, "foreign");
+    snprintf(path, sizeof path, "/dev/shm/rsem.%s", name + 1);
+    rsem_semaphore *s = sem_open_named(name, SEM_CREATE | SEM_EXCL, 0600, 0, 5, 0);
+    CHECK(s != NULL);
+    FILE *f = fopen(path, "r+b");
+    CHECK(f != NULL);
+    unsigned char zero = 0;
+    uint64_t bogus = 0xdeadbeef;
+    CHECK(fseek(f, 64 + 9, SEEK_SET) == 0); /* params: max (8 bytes), fifo, shared */
+    CHECK(fwrite(&zero, 1, 1, f) == 1);
+    CHECK(fseek(f, 128, SEEK_SET) == 0); /* the slow-path line(s) */
+    for (int i = 0; i < 16; i++) CHECK(fwrite(&bogus, 8, 1, f) == 1);
+    CHECK(fclose(f) == 0);
+    CHECK_EQ(sem_acquire_timed(s, 0.01), SEM_TIMEDOUT);
+    rsem_ticket ticket;
+    CHECK_EQ(sem_cancel(s, &ticket), SEM_ENOTPENDING);
+    CHECK_EQ(sem_release(s), SEM_OK);
+    CHECK_EQ(sem_acquire(s), SEM_OK);
+    CHECK_EQ(sem_waiters(s), 0);
+    sem_free(s);
+    CHECK_EQ(sem_unlink_named(name), SEM_OK);
+}
+
 /* Two processes race to create one name, many times: every round one
  * semaphore results and both see it. */
 static void creation_race(void) {
@@ -594,6 +625,7 @@ int main(int argc, char **argv) {
     STEP(bad_input);
     STEP(every_function_on_a_shared_handle);
     STEP(names);
+    STEP(foreign_writes_cannot_crash);
     STEP(creation_race);
     STEP(blocking_across_fork);
     STEP(wake_races_registration);

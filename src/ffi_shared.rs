@@ -59,9 +59,9 @@ fn handle(result: Result<*mut Semaphore, c_int>) -> *mut Semaphore {
 /// - permits held by a process that dies are not given back (as with
 ///   POSIX semaphores);
 /// - trust: every process that can write the semaphore's memory (for a
-///   named one, every user its `mode` lets open it) can break it, and can
-///   make the processes that use it crash; share it only with processes
-///   you trust, as you would a memory mapping.
+///   named one, every user its `mode` lets open it) can break it (make its
+///   count wrong, or its waiters wait), though not make this process
+///   follow a pointer from there; share it only with processes you trust.
 ///
 /// Returns a new handle, owned by this process (and by each child that
 /// inherits it) and freed with `sem_free`, which unmaps this process's

@@ -454,9 +454,9 @@ pub(crate) struct Params {
     pub(crate) max: u64,
     /// Serve blocked acquirers strictly in arrival order.
     fifo: bool,
-    /// It lives in memory shared between processes: blocked acquirers wait
-    /// as `shared.rs` says, not in the queue (whose records hold addresses
-    /// of one process).
+    /// Written `true` in a process-shared semaphore's memory, for the check
+    /// of `is_shared_image` when another process opens it. Decisions never
+    /// read it (other processes can write it): they ask `is_shared`.
     pub(crate) shared: bool,
     /// The default mode's fairness thresholds.
     fairness: Fairness,
@@ -633,15 +633,20 @@ impl Semaphore {
     /// The free permits right now (a snapshot).
     pub fn value(&self) -> u64 {
         #[cfg(all(target_os = "linux", not(loom)))]
-        if self.params.shared {
+        if self.is_shared() {
             return self.shared_value();
         }
         self.state.load(Relaxed) & COUNT_MASK
     }
 
-    /// Whether it lives in memory shared between processes (`shared.rs`).
+    /// Whether it lives in memory shared between processes (`shared.rs`):
+    /// asked of this process's table of shared mappings (`shm.rs`), never of
+    /// the shared memory, which other processes can write.
     pub fn is_shared(&self) -> bool {
-        self.params.shared
+        #[cfg(all(target_os = "linux", not(loom)))]
+        return crate::shm::is_mapped(self);
+        #[cfg(not(all(target_os = "linux", not(loom))))]
+        return false;
     }
 
     /// The largest count this semaphore accepts.
@@ -658,7 +663,7 @@ impl Semaphore {
     /// and pending async acquires.
     pub fn waiters(&self) -> u64 {
         #[cfg(all(target_os = "linux", not(loom)))]
-        if self.params.shared {
+        if self.is_shared() {
             return self.shared_waiters();
         }
         self.slow.waiters.load(Relaxed)
@@ -677,7 +682,7 @@ impl Semaphore {
                 // A shared semaphore's `HANDOFF` says only that threads
                 // sleep; its count then needs reading apart.
                 #[cfg(all(target_os = "linux", not(loom)))]
-                if s & HANDOFF != 0 && self.params.shared {
+                if s & HANDOFF != 0 && self.is_shared() {
                     return self.shared_try(n);
                 }
                 return Err(if s & CLOSED != 0 {
@@ -715,7 +720,7 @@ impl Semaphore {
     pub fn acquire_slow(&self, n: u64, wait: Wait) -> Result<(), AcquireError> {
         debug_assert!(n <= self.params.max);
         #[cfg(all(target_os = "linux", not(loom)))]
-        if self.params.shared {
+        if self.is_shared() {
             return self.shared_acquire(n, wait);
         }
         let deadline = match wait {
@@ -1369,7 +1374,7 @@ impl Semaphore {
     #[cold]
     fn release_slow(&self, n: u64, mut s: u64) -> Result<(), ReleaseError> {
         #[cfg(all(target_os = "linux", not(loom)))]
-        if self.params.shared {
+        if self.is_shared() {
             return self.shared_release(n, s);
         }
         loop {
@@ -1521,7 +1526,7 @@ impl Semaphore {
     /// Takes none while queued waiters have priority (`HANDOFF`).
     pub fn drain(&self) -> u64 {
         #[cfg(all(target_os = "linux", not(loom)))]
-        if self.params.shared {
+        if self.is_shared() {
             return self.shared_drain();
         }
         let mut s = self.state.load(Relaxed);
@@ -1546,7 +1551,7 @@ impl Semaphore {
     /// so does every later acquire. Releases keep counting. Idempotent.
     pub fn shutdown(&self) {
         #[cfg(all(target_os = "linux", not(loom)))]
-        if self.params.shared {
+        if self.is_shared() {
             return self.shared_shutdown();
         }
         let seen = self.lock();

@@ -274,9 +274,11 @@ impl Semaphore {
     pub(crate) fn shared_release(&self, n: u64, mut s: u64) -> Result<(), ReleaseError> {
         // Computed before the compare-and-swap, the last access.
         let futex = self.futex();
+        // `max` is in the shared memory: clamped and subtracted with care,
+        // so that a peer that wrote nonsense there breaks only the count.
+        let max = self.params.max.min(SHARED_COUNT_MAX);
         loop {
-            // `count <= max` always holds, so this cannot underflow.
-            if n > self.params.max - (s & COUNT) {
+            if n > max.saturating_sub(s & COUNT) {
                 return Err(ReleaseError::Overflow);
             }
             match self.state.compare_exchange_weak(s, s + n, AcqRel, Relaxed) {

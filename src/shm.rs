@@ -14,12 +14,17 @@
 //! - **Remove the name** with `unlink`: handles already open keep working;
 //!   the memory goes when the last of them is unmapped (the kernel counts
 //!   the file's users).
-//! - **Free a handle**: unmap it. Nothing else is per-process: the handle
-//!   is the mapping's address.
+//! - **Free a handle**: unmap it.
+//! - **Which handles are shared** is known per process, never read from the
+//!   shared memory: other processes can write that memory, and a peer that
+//!   flipped a "shared" flag there could otherwise send this process down
+//!   the in-process paths, which follow pointers stored in the semaphore.
+//!   The addresses of this process's mappings are kept in a small table
+//!   (inherited by `fork()`, as the mappings are).
 
 use core::ffi::{CStr, c_int, c_void};
-use core::sync::atomic::AtomicU64;
-use core::sync::atomic::Ordering::{Acquire, Release};
+use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use core::sync::atomic::{AtomicU64, AtomicUsize};
 use std::ffi::CString;
 
 use crate::semaphore::Semaphore;
@@ -45,6 +50,81 @@ const LAYOUT: u64 = crate::semaphore::SHARED_LAYOUT;
 /// Where named semaphores live, and the prefix of their file names.
 const DIR: &str = "/dev/shm";
 const PREFIX: &str = "rsem.";
+
+/// The addresses of this process's shared mappings: an open-addressing
+/// table (linear probing from a hash of the address), 0 for a slot never
+/// used, `FREED` for one whose mapping went (so that probes go on past it).
+/// Lock-free: a slot is taken by compare-and-swap.
+const TABLE: usize = 4096;
+const FREED: usize = usize::MAX;
+static MAPPED: [AtomicUsize; TABLE] = [const { AtomicUsize::new(0) }; TABLE];
+
+/// Where the probe for `address` starts.
+fn home(address: usize) -> usize {
+    let page = (address >> 12) as u64;
+    (page.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52) as usize % TABLE
+}
+
+/// Whether `semaphore` is one of this process's shared mappings (a few
+/// loads: the table is sparse, and a probe ends at the first unused slot).
+pub(crate) fn is_mapped(semaphore: *const Semaphore) -> bool {
+    let address = semaphore as usize;
+    let mut i = home(address);
+    for _ in 0..TABLE {
+        match MAPPED[i].load(Acquire) {
+            0 => return false,
+            a if a == address => return true,
+            _ => i = (i + 1) % TABLE,
+        }
+    }
+    false
+}
+
+/// Records `region` in the table; `ENFILE` if the table is full (4,096
+/// shared handles open in this process).
+fn remember(region: *mut Region) -> Result<(), c_int> {
+    let address = region as usize;
+    let mut i = home(address);
+    for _ in 0..TABLE {
+        let slot = MAPPED[i].load(Relaxed);
+        if (slot == 0 || slot == FREED)
+            && MAPPED[i]
+                .compare_exchange(slot, address, AcqRel, Relaxed)
+                .is_ok()
+        {
+            return Ok(());
+        }
+        i = (i + 1) % TABLE;
+    }
+    Err(libc::ENFILE)
+}
+
+/// Takes `region` out of the table.
+fn forget(region: *mut Region) {
+    let address = region as usize;
+    let mut i = home(address);
+    for _ in 0..TABLE {
+        match MAPPED[i].load(Relaxed) {
+            0 => return,
+            a if a == address => {
+                MAPPED[i].store(FREED, Release);
+                return;
+            }
+            _ => i = (i + 1) % TABLE,
+        }
+    }
+}
+
+/// A region that is whole, as a handle: recorded in the table first (or
+/// unmapped, with `ENFILE`).
+fn handle(region: *mut Region) -> Result<*mut Semaphore, c_int> {
+    if let Err(e) = remember(region) {
+        // SAFETY: nobody in this process has the handle yet.
+        unsafe { unmap_region(region) };
+        return Err(e);
+    }
+    Ok(region.cast())
+}
 
 /// The mapping's length: `Region`, rounded up to whole pages.
 fn length() -> usize {
@@ -141,7 +221,7 @@ pub(crate) fn create_anonymous(value: u64, max: u64) -> Result<*mut Semaphore, c
         unsafe { unmap_region(region) };
         return Err(e);
     }
-    Ok(region.cast())
+    handle(region)
 }
 
 /// Opens (and, with `SEM_CREATE`, creates with `value` and `max`) the named
@@ -200,7 +280,7 @@ fn open_existing(path: &CStr) -> Result<*mut Semaphore, c_int> {
             return Err(libc::EINVAL);
         }
     }
-    Ok(region.cast())
+    handle(region)
 }
 
 /// `Ok` if the file behind `fd` is long enough to hold a region.
@@ -272,7 +352,7 @@ fn fill_and_link(fd: c_int, path: &CStr, value: u64, max: u64) -> Result<*mut Se
         unsafe { unmap_region(region) };
         return Err(e);
     }
-    Ok(region.cast())
+    handle(region)
 }
 
 /// Removes the name `name`; open handles keep working.
@@ -292,6 +372,7 @@ pub(crate) fn unlink_named(name: &CStr) -> Result<(), c_int> {
 /// process or, for an anonymous one, in a parent before `fork()`), and no
 /// thread of this process uses it any more.
 pub(crate) unsafe fn unmap(semaphore: *mut Semaphore) {
+    forget(semaphore.cast());
     // SAFETY: the handle is the region's address (the semaphore is at
     // offset 0), by this function's contract.
     unsafe { unmap_region(semaphore.cast()) };
@@ -306,6 +387,32 @@ mod tests {
         assert_eq!(core::mem::offset_of!(Region, semaphore), 0);
         assert!(core::mem::size_of::<Region>() <= 4096);
         assert_eq!(length() % 4096, 0);
+    }
+
+    #[test]
+    fn the_table_finds_what_it_holds_past_freed_slots() {
+        // Three fake page addresses with one home slot, then one freed.
+        let home_of = |a: usize| home(a);
+        let base = 0x7000_0000_0000usize;
+        let same: Vec<usize> = (0..100_000)
+            .map(|k| base + k * 4096)
+            .filter(|&a| home_of(a) == home_of(base))
+            .take(3)
+            .collect();
+        assert_eq!(same.len(), 3);
+        let r = |a: usize| a as *mut Region;
+        for &a in &same {
+            remember(r(a)).unwrap();
+        }
+        assert!(same.iter().all(|&a| is_mapped(a as *const Semaphore)));
+        forget(r(same[0]));
+        assert!(!is_mapped(same[0] as *const Semaphore));
+        assert!(is_mapped(same[2] as *const Semaphore)); // probed past FREED
+        assert!(!is_mapped((base + 4096 * 7_777_777) as *const Semaphore));
+        for &a in &same[1..] {
+            forget(r(a));
+        }
+        assert!(same.iter().all(|&a| !is_mapped(a as *const Semaphore)));
     }
 
     #[test]
