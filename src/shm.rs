@@ -58,6 +58,10 @@ const PREFIX: &str = "rsem.";
 const TABLE: usize = 4096;
 const FREED: usize = usize::MAX;
 static MAPPED: [AtomicUsize; TABLE] = [const { AtomicUsize::new(0) }; TABLE];
+/// How many slots hold an address: while 0 (a process with no shared
+/// handle), `is_mapped` is one load of this rarely written word, which keeps
+/// the in-process slow paths as they were.
+static IN_USE: AtomicUsize = AtomicUsize::new(0);
 
 /// Where the probe for `address` starts.
 fn home(address: usize) -> usize {
@@ -67,8 +71,19 @@ fn home(address: usize) -> usize {
 
 /// Whether `semaphore` is one of this process's shared mappings (a few
 /// loads: the table is sparse, and a probe ends at the first unused slot).
+#[inline]
 pub(crate) fn is_mapped(semaphore: *const Semaphore) -> bool {
-    let address = semaphore as usize;
+    // A handle that is mapped was recorded before it was handed out, which
+    // happens-before any use of it (by the caller's own synchronization).
+    if IN_USE.load(Relaxed) == 0 {
+        return false;
+    }
+    probe(semaphore as usize)
+}
+
+/// `is_mapped`'s probe of the table.
+#[inline(never)]
+fn probe(address: usize) -> bool {
     let mut i = home(address);
     for _ in 0..TABLE {
         match MAPPED[i].load(Acquire) {
@@ -92,6 +107,7 @@ fn remember(region: *mut Region) -> Result<(), c_int> {
                 .compare_exchange(slot, address, AcqRel, Relaxed)
                 .is_ok()
         {
+            IN_USE.fetch_add(1, Release);
             return Ok(());
         }
         i = (i + 1) % TABLE;
@@ -108,6 +124,7 @@ fn forget(region: *mut Region) {
             0 => return,
             a if a == address => {
                 MAPPED[i].store(FREED, Release);
+                IN_USE.fetch_sub(1, Release);
                 return;
             }
             _ => i = (i + 1) % TABLE,
