@@ -365,6 +365,32 @@ static void wake_races_registration(void) {
     }
 }
 
+/* A release whose process dies between its compare-and-swap and its
+ * futex wake: emulated by adding a permit to the state word directly (the
+ * handle is the mapping, the word is at its start), with no wake. The
+ * sleeper must notice by itself, within the 100 ms re-check. */
+static void lost_wake_is_bounded(void) {
+    for (int round = 0; round < 3; round++) {
+        struct racer r = {sem_new_shared(0, 1, 0), -100, 0};
+        CHECK(r.sem != NULL);
+        pthread_t t = spawn(acquire_one, &r);
+        EVENTUALLY(sem_waiters(r.sem) == 1);
+        struct timespec asleep = {0, 20000000}; /* let it reach the kernel */
+        nanosleep(&asleep, NULL);
+        __atomic_fetch_add((uint64_t *)(void *)r.sem, 1, __ATOMIC_SEQ_CST);
+        double t0 = now_s();
+        while (!atomic_load(&r.done)) {
+            CHECK(now_s() - t0 < 1.0);
+            sched_yield();
+        }
+        join(t);
+        CHECK_EQ(r.result, SEM_OK);
+        CHECK_EQ(sem_value(r.sem), 0);
+        CHECK_EQ(sem_waiters(r.sem), 0);
+        sem_free(r.sem);
+    }
+}
+
 /* exec()ed child: opens the name, takes 1 permit, gives back 3. */
 static int exec_child(const char *name) {
     rsem_semaphore *s = sem_open_named(name, 0, 0, 0, 0, 0);
@@ -629,6 +655,7 @@ int main(int argc, char **argv) {
     STEP(creation_race);
     STEP(blocking_across_fork);
     STEP(wake_races_registration);
+    STEP(lost_wake_is_bounded);
     STEP(across_exec);
     STEP(killed_waiters);
     STEP(stress_exact);
