@@ -456,7 +456,9 @@ pub(crate) struct Params {
     fifo: bool,
     /// Written `true` in a process-shared semaphore's memory, for the check
     /// of `is_shared_image` when another process opens it. Decisions never
-    /// read it (other processes can write it): they ask `is_shared`.
+    /// read it (other processes can write it): they ask `is_shared`. (Nor
+    /// does any path of a shared semaphore read `fifo` or the slow line's
+    /// `bool`s, which a peer could set to a byte that is no `bool`.)
     pub(crate) shared: bool,
     /// The default mode's fairness thresholds.
     fairness: Fairness,
@@ -649,8 +651,13 @@ impl Semaphore {
         return false;
     }
 
-    /// The largest count this semaphore accepts.
+    /// The largest count this semaphore accepts (for a shared one, as its
+    /// memory says, within `SHARED_COUNT_MAX`).
     pub fn max(&self) -> u64 {
+        #[cfg(all(target_os = "linux", not(loom)))]
+        if self.is_shared() {
+            return self.params.max.min(crate::shared::SHARED_COUNT_MAX);
+        }
         self.params.max
     }
 
@@ -718,7 +725,8 @@ impl Semaphore {
     /// `try_acquire` and found it `TimedOut`.
     #[cold]
     pub fn acquire_slow(&self, n: u64, wait: Wait) -> Result<(), AcquireError> {
-        debug_assert!(n <= self.params.max);
+        // (A shared semaphore's `max` is in memory that peers can write.)
+        debug_assert!(n <= self.params.max || self.is_shared());
         #[cfg(all(target_os = "linux", not(loom)))]
         if self.is_shared() {
             return self.shared_acquire(n, wait);

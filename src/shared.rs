@@ -125,7 +125,11 @@ fn bitset(n: u64) -> u32 {
 /// `s` less one registration (of a thread wanting `n`), with `HANDOFF`
 /// cleared if it was the last.
 fn deregistered(s: u64, n: u64) -> u64 {
-    let s = s - SLEEPER - if n > 1 { MULTI } else { 0 };
+    // (Wrapping: only a peer that wrote the word could make it wrap, and
+    // that must not abort this process.)
+    let s = s
+        .wrapping_sub(SLEEPER)
+        .wrapping_sub(if n > 1 { MULTI } else { 0 });
     if s & SLEEPERS == 0 { s & !HANDOFF } else { s }
 }
 

@@ -75,10 +75,12 @@ fn home(address: usize) -> usize {
 pub(crate) fn is_mapped(semaphore: *const Semaphore) -> bool {
     // A handle that is mapped was recorded before it was handed out, which
     // happens-before any use of it (by the caller's own synchronization).
-    if IN_USE.load(Relaxed) == 0 {
+    let address = semaphore as usize;
+    // Mappings are page-aligned; heap semaphores mostly are not.
+    if IN_USE.load(Relaxed) == 0 || !address.is_multiple_of(4096) {
         return false;
     }
-    probe(semaphore as usize)
+    probe(address)
 }
 
 /// `is_mapped`'s probe of the table.
@@ -100,17 +102,23 @@ fn probe(address: usize) -> bool {
 fn remember(region: *mut Region) -> Result<(), c_int> {
     let address = region as usize;
     let mut i = home(address);
-    for _ in 0..TABLE {
+    let mut probes = 0;
+    while probes < TABLE {
         let slot = MAPPED[i].load(Relaxed);
-        if (slot == 0 || slot == FREED)
-            && MAPPED[i]
-                .compare_exchange(slot, address, AcqRel, Relaxed)
-                .is_ok()
-        {
-            IN_USE.fetch_add(1, Release);
-            return Ok(());
+        if slot == 0 || slot == FREED {
+            match MAPPED[i].compare_exchange(slot, address, AcqRel, Relaxed) {
+                Ok(_) => {
+                    IN_USE.fetch_add(1, Release);
+                    return Ok(());
+                }
+                // Taken, or cleared by `forget`: look at the same slot
+                // again (moving on past a slot that became 0 would put the
+                // address where a probe stopping at that 0 misses it).
+                Err(_) => continue,
+            }
         }
         i = (i + 1) % TABLE;
+        probes += 1;
     }
     Err(libc::ENFILE)
 }
@@ -125,10 +133,29 @@ fn forget(region: *mut Region) {
             a if a == address => {
                 MAPPED[i].store(FREED, Release);
                 IN_USE.fetch_sub(1, Release);
+                clear_from(i);
                 return;
             }
             _ => i = (i + 1) % TABLE,
         }
+    }
+}
+
+/// Turns `FREED` slots back to 0 from `i` backwards while the slot after
+/// each is 0, so that tombstones do not pile up and lengthen the probes of
+/// addresses that are not in the table. Sound because no probe chain
+/// crosses a 0: an address is always placed at the first free slot of its
+/// chain, and an insert that loses a slot to this looks at it again.
+fn clear_from(mut i: usize) {
+    for _ in 0..TABLE {
+        if MAPPED[(i + 1) % TABLE].load(Acquire) != 0
+            || MAPPED[i]
+                .compare_exchange(FREED, 0, AcqRel, Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        i = (i + TABLE - 1) % TABLE;
     }
 }
 
@@ -430,6 +457,9 @@ mod tests {
             forget(r(a));
         }
         assert!(same.iter().all(|&a| !is_mapped(a as *const Semaphore)));
+        // The tombstones went back to 0: probes stay short.
+        let h = home_of(base);
+        assert!((0..3).all(|k| MAPPED[(h + k) % TABLE].load(Relaxed) == 0));
     }
 
     #[test]
