@@ -182,25 +182,7 @@ pub unsafe extern "C" fn sem_unlink_named(name: *const c_char) -> c_int {
 }
 
 #[cfg(all(target_os = "linux", not(loom)))]
-fn new_shared(value: u64, max: u64) -> Result<*mut Semaphore, c_int> {
-    crate::shm::create_anonymous(value, max)
-}
-
-#[cfg(all(target_os = "linux", not(loom)))]
-fn open_named(
-    name: &CStr,
-    oflag: u32,
-    mode: u32,
-    value: u64,
-    max: u64,
-) -> Result<*mut Semaphore, c_int> {
-    crate::shm::open_named(name, oflag, mode, value, max)
-}
-
-#[cfg(all(target_os = "linux", not(loom)))]
-fn unlink_named(name: &CStr) -> Result<(), c_int> {
-    crate::shm::unlink_named(name)
-}
+use crate::shm::{create_anonymous as new_shared, open_named, unlink_named};
 
 // Other platforms have no shared semaphores yet: a clear errno, not a
 // missing symbol.

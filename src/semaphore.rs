@@ -1531,16 +1531,21 @@ impl Semaphore {
     }
 
     /// Takes every permit an acquire could take right now; returns how many.
-    /// Takes none while queued waiters have priority (`HANDOFF`).
+    /// Takes none while queued waiters have priority (`HANDOFF`, in-process).
     pub fn drain(&self) -> u64 {
+        // A shared semaphore's count is the word's low 31 bits, and its
+        // sleepers do not hold free permits back (`shared.rs`).
         #[cfg(all(target_os = "linux", not(loom)))]
-        if self.is_shared() {
-            return self.shared_drain();
-        }
+        let (mask, held_back) = match self.is_shared() {
+            true => (crate::shared::SHARED_COUNT_MAX, 0),
+            false => (COUNT_MASK, HANDOFF),
+        };
+        #[cfg(not(all(target_os = "linux", not(loom))))]
+        let (mask, held_back) = (COUNT_MASK, HANDOFF);
         let mut s = self.state.load(Relaxed);
         loop {
-            let count = s & COUNT_MASK;
-            if count == 0 || s & HANDOFF != 0 {
+            let count = s & mask;
+            if count == 0 || s & held_back != 0 {
                 return 0;
             }
             // Acquire, as any acquire: the permits' releasers' writes become

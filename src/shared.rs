@@ -199,20 +199,7 @@ impl Semaphore {
         });
         let mut s = self.state.load(Relaxed);
         loop {
-            if s & CLOSED != 0 {
-                if !registered {
-                    return Err(AcquireError::Closed);
-                }
-                match self
-                    .state
-                    .compare_exchange_weak(s, deregistered(s, n), Relaxed, Relaxed)
-                {
-                    Ok(_) => return Err(AcquireError::Closed),
-                    Err(now) => s = now,
-                }
-                continue;
-            }
-            if s & COUNT >= n {
+            if s & CLOSED == 0 && s & COUNT >= n {
                 // Take the permits and leave in one step.
                 let left = if registered { deregistered(s, n) } else { s };
                 match self
@@ -224,16 +211,24 @@ impl Semaphore {
                 }
                 continue;
             }
-            let passed = deadline.is_some_and(|at| Instant::now() >= at);
-            if passed {
+            // Shut down, or out of time (checked after the count: permits
+            // that came with the deadline are still taken): leave.
+            let give_up = if s & CLOSED != 0 {
+                Some(AcquireError::Closed)
+            } else if deadline.is_some_and(|at| Instant::now() >= at) {
+                Some(AcquireError::TimedOut)
+            } else {
+                None
+            };
+            if let Some(e) = give_up {
                 if !registered {
-                    return Err(AcquireError::TimedOut);
+                    return Err(e);
                 }
                 match self
                     .state
                     .compare_exchange_weak(s, deregistered(s, n), Relaxed, Relaxed)
                 {
-                    Ok(_) => return Err(AcquireError::TimedOut),
+                    Ok(_) => return Err(e),
                     Err(now) => s = now,
                 }
                 continue;
@@ -297,25 +292,6 @@ impl Semaphore {
             }
         }
         Ok(())
-    }
-
-    /// `drain` of a shared semaphore: takes every free permit (sleepers do
-    /// not hold permits back; see the rules).
-    pub(crate) fn shared_drain(&self) -> u64 {
-        let mut s = self.state.load(Relaxed);
-        loop {
-            let count = s & COUNT;
-            if count == 0 {
-                return 0;
-            }
-            match self
-                .state
-                .compare_exchange_weak(s, s - count, Acquire, Relaxed)
-            {
-                Ok(_) => return count,
-                Err(now) => s = now,
-            }
-        }
     }
 
     /// `shutdown` of a shared semaphore: sets `CLOSED` and wakes every
