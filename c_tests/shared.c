@@ -332,9 +332,10 @@ static void blocking_across_fork(void) {
 /* A shutdown (or release) right after a thread registered to sleep, but
  * maybe before it is in the kernel: the thread must still wake, at once.
  * (This is why a shutdown sets a bit in the futex word: a waiter that
- * compared the count alone slept through it, about 1 round in 10 here, and
- * woke only at its 100 ms re-check. So rounds that take 90 ms or more are
- * counted, and more than 1 in 100 fails the test.) */
+ * compared the count alone slept through it, and woke only at its 1 s
+ * re-check. So rounds that take half a second or more are counted, and
+ * more than 1 in 100 fails the test: a missing wake-up makes the test run
+ * into its alarm.) */
 struct racer {
     rsem_semaphore *sem;
     int result;
@@ -362,7 +363,7 @@ static void wake_races_registration(void) {
             CHECK_EQ(sem_release(r.sem), SEM_OK);
         }
         EVENTUALLY(atomic_load(&r.done) == 1);
-        if (now_s() - t0 >= 0.09) slow++;
+        if (now_s() - t0 >= 0.5) slow++;
         join(t);
         CHECK_EQ(r.result, round % 2 ? SEM_ECLOSED : SEM_OK);
         CHECK_EQ(sem_waiters(r.sem), 0);
@@ -377,7 +378,7 @@ static void wake_races_registration(void) {
 /* A release whose process dies between its compare-and-swap and its
  * futex wake: emulated by adding a permit to the state word directly (the
  * handle is the mapping, the word is at its start), with no wake. The
- * sleeper must notice by itself, within the 100 ms re-check. */
+ * sleeper must notice by itself, within the 1 s re-check. */
 static void lost_wake_is_bounded(void) {
     for (int round = 0; round < 3; round++) {
         struct racer r = {sem_new_shared(0, 1, 0), -100, 0};
@@ -389,7 +390,7 @@ static void lost_wake_is_bounded(void) {
         __atomic_fetch_add((uint64_t *)(void *)r.sem, 1, __ATOMIC_SEQ_CST);
         double t0 = now_s();
         while (!atomic_load(&r.done)) {
-            CHECK(now_s() - t0 < 1.0);
+            CHECK(now_s() - t0 < 3.0);
             sched_yield();
         }
         join(t);

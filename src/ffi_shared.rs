@@ -53,7 +53,7 @@ fn handle(result: Result<*mut Semaphore, c_int>) -> *mut Semaphore {
 ///   sleeper, if the dead thread wanted more than one permit);
 /// - a process killed in the middle of a wake-up (a release between its
 ///   update and its wake, or a woken thread before it took its permit)
-///   loses that wake-up; sleepers look at the count again every 100 ms,
+///   loses that wake-up; sleepers look at the count again every second,
 ///   which bounds the delay this causes. Past 65,535 sleepers (or 4,095
 ///   that want more than one permit) further threads poll every 1 ms;
 /// - permits held by a process that dies are not given back (as with

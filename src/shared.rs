@@ -74,8 +74,8 @@
 //!   count). `sem_waiters` then counts it.
 //! - A process killed between a release's compare-and-swap and its wake,
 //!   or a woken thread's process killed before it takes its permit, loses
-//!   that wake-up: a sleeper looks at the word again after `RECHECK` (100
-//!   ms) at the latest, so such a death delays waiters by at most that.
+//!   that wake-up: a sleeper looks at the word again after `RECHECK` (1 s)
+//!   at the latest, so such a death delays waiters by at most that.
 //!
 //! Memory orderings: every decision is a read-modify-write of the one word;
 //! taking permits is `Acquire` and adding them `Release` (at least), as for
@@ -107,7 +107,7 @@ const POLL: Duration = Duration::from_millis(1);
 /// nobody woke it: a wake-up meant for it is lost if the releasing process
 /// dies between its compare-and-swap and its wake, or if the thread woken
 /// for a permit dies before it takes it.
-pub(crate) const RECHECK: Duration = Duration::from_millis(100);
+pub(crate) const RECHECK: Duration = Duration::from_secs(1);
 
 /// Futex bitsets: a thread that wants one permit waits with `ONE`, more
 /// with `MANY`; "wake n" wakes `ONE`s only (a thread that wants more could
