@@ -174,9 +174,13 @@ impl Parker {
 /// checks again). For parkers, and for the timer thread (`timer.rs`).
 #[cfg(all(target_os = "linux", not(loom)))]
 pub(crate) fn wait_while(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> bool {
-    let Some(timeout) = time_left(deadline) else {
+    let Some(left) = time_left(deadline) else {
         return false;
     };
+    let timeout = left.map(|left| libc::timespec {
+        tv_sec: libc::time_t::try_from(left.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: left.subsec_nanos().into(),
+    });
     let ts = timeout
         .as_ref()
         .map_or(core::ptr::null(), |t| t as *const libc::timespec);
@@ -217,21 +221,15 @@ pub(crate) fn wait_while(word: &AtomicU32, expected: u32, deadline: Option<Insta
     !matches!(result, ParkResult::TimedOut)
 }
 
-/// The time left until `deadline` for a relative futex timeout: `None` once
-/// it has passed, `Some(None)` for no deadline.
+/// The time left until `deadline`: `None` once it has passed, `Some(None)`
+/// for no deadline.
 #[cfg(all(target_os = "linux", not(loom)))]
-fn time_left(deadline: Option<Instant>) -> Option<Option<libc::timespec>> {
+fn time_left(deadline: Option<Instant>) -> Option<Option<core::time::Duration>> {
     let Some(at) = deadline else {
         return Some(None);
     };
     let left = at.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        return None;
-    }
-    Some(Some(libc::timespec {
-        tv_sec: libc::time_t::try_from(left.as_secs()).unwrap_or(libc::time_t::MAX),
-        tv_nsec: left.subsec_nanos().into(),
-    }))
+    (!left.is_zero()).then_some(Some(left))
 }
 
 /// Sleeps while the 32-bit word at `address`, in memory that other processes
@@ -252,23 +250,19 @@ pub(crate) unsafe fn wait_shared(
     deadline: Option<Instant>,
     bitset: u32,
 ) -> bool {
+    let Some(left) = time_left(deadline) else {
+        return false;
+    };
     // FUTEX_WAIT_BITSET takes an absolute time on CLOCK_MONOTONIC, the
     // clock of `sem_clock_ns` (and of `Instant` on Linux).
-    let at = match deadline {
-        None => None,
-        Some(at) => {
-            let left = at.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            let now = u64::try_from(crate::deadline::clock_ns()).unwrap_or(0);
-            let at = now.saturating_add(u64::try_from(left.as_nanos()).unwrap_or(u64::MAX));
-            Some(libc::timespec {
-                tv_sec: libc::time_t::try_from(at / 1_000_000_000).unwrap_or(libc::time_t::MAX),
-                tv_nsec: libc::c_long::try_from(at % 1_000_000_000).unwrap_or(0),
-            })
+    let at = left.map(|left| {
+        let now = u64::try_from(crate::deadline::clock_ns()).unwrap_or(0);
+        let at = now.saturating_add(u64::try_from(left.as_nanos()).unwrap_or(u64::MAX));
+        libc::timespec {
+            tv_sec: libc::time_t::try_from(at / 1_000_000_000).unwrap_or(libc::time_t::MAX),
+            tv_nsec: libc::c_long::try_from(at % 1_000_000_000).unwrap_or(0),
         }
-    };
+    });
     let ts = at
         .as_ref()
         .map_or(core::ptr::null(), |t| t as *const libc::timespec);

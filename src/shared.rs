@@ -107,7 +107,7 @@ const POLL: Duration = Duration::from_millis(1);
 /// nobody woke it: a wake-up meant for it is lost if the releasing process
 /// dies between its compare-and-swap and its wake, or if the thread woken
 /// for a permit dies before it takes it.
-pub(crate) const RECHECK: Duration = Duration::from_secs(1);
+const RECHECK: Duration = Duration::from_secs(1);
 
 /// Futex bitsets: a thread that wants one permit waits with `ONE`, more
 /// with `MANY`; "wake n" wakes `ONE`s only (a thread that wants more could
@@ -234,34 +234,30 @@ impl Semaphore {
                 continue;
             }
             if !registered {
+                // With 65,535 sleepers (or 4,095 multi-permit ones) the
+                // fields are full: poll instead of registering.
                 let full = s & SLEEPERS == SLEEPERS || (n > 1 && s & MULTIS == MULTIS);
-                if full {
-                    let poll = Instant::now() + POLL;
-                    let until = deadline.map_or(poll, |at| at.min(poll));
-                    // SAFETY: the futex is inside `self.state`, a live,
-                    // aligned word (`&self`).
-                    unsafe { wait_shared(self.futex(), s as u32, Some(until), bitset(n)) };
-                    s = self.state.load(Relaxed);
-                    continue;
-                }
-                let new = (s + SLEEPER + if n > 1 { MULTI } else { 0 }) | HANDOFF;
-                match self.state.compare_exchange_weak(s, new, AcqRel, Relaxed) {
-                    Ok(_) => {
-                        registered = true;
-                        s = new;
-                    }
-                    Err(now) => {
-                        s = now;
-                        continue;
+                if !full {
+                    let new = (s + SLEEPER + if n > 1 { MULTI } else { 0 }) | HANDOFF;
+                    match self.state.compare_exchange_weak(s, new, AcqRel, Relaxed) {
+                        Ok(_) => {
+                            registered = true;
+                            s = new;
+                        }
+                        Err(now) => {
+                            s = now;
+                            continue;
+                        }
                     }
                 }
             }
-            // Registered, and the count (as of `s`) is too small: sleep while
-            // it is unchanged (`as u32` keeps the low 32 bits), for at most
-            // `RECHECK`.
-            let recheck = Instant::now() + RECHECK;
-            let until = deadline.map_or(recheck, |at| at.min(recheck));
-            // SAFETY: as above.
+            // The count (as of `s`) is too small: sleep while the low 32 bits
+            // are unchanged (`as u32` keeps them), for at most `RECHECK`
+            // when registered, `POLL` when polling.
+            let cap = Instant::now() + if registered { RECHECK } else { POLL };
+            let until = deadline.map_or(cap, |at| at.min(cap));
+            // SAFETY: the futex is inside `self.state`, a live, aligned word
+            // (`&self`).
             unsafe { wait_shared(self.futex(), s as u32, Some(until), bitset(n)) };
             s = self.state.load(Relaxed);
         }
