@@ -850,7 +850,7 @@ impl Semaphore {
         record: &WaitRecord,
         deadline: Option<Instant>,
     ) -> Result<Queued, AcquireError> {
-        let seen = self.lock();
+        let mut seen = self.lock();
         let mut wake = Wakeups::new();
         let flags = if self.params.fifo {
             PARKED | HANDOFF
@@ -877,6 +877,15 @@ impl Semaphore {
                 Err(now) => s = now,
             }
         }
+        // Until this CAS set `PARKED`, running threads could take permits
+        // (the fast paths ignore a queue lock), so the budget may have
+        // fallen below what `lock` saw; from now on a release that finds the
+        // lock held deposits, and in FIFO mode `HANDOFF` was already set, so
+        // only the budget shows the deposit. Walk for anything above the
+        // budget as this CAS left it, not as `lock` found it, or a deposit
+        // that brings the count back up would go unserved (loom model
+        // `fifo_queueing_thread_serves_a_deposit_made_after_a_barger_took_permits`).
+        seen = seen.min(self.budget(s));
         if self.params.fifo {
             self.slow.handoff_wanted.store(true, Relaxed);
         }

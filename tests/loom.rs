@@ -688,3 +688,34 @@ loom::thread_local! {
     /// Set while this thread is inside a submit (see the model above).
     static IN_SUBMIT: std::cell::Cell<bool> = std::cell::Cell::new(false);
 }
+
+#[test]
+fn fifo_queueing_thread_serves_a_deposit_made_after_a_barger_took_permits() {
+    // W wants both permits of a FIFO semaphore and finds one. A release
+    // frees the second one just before W takes the queue lock; a barger
+    // (no queue yet, so the fast paths apply) takes one before W queues
+    // itself (`PARKED|HANDOFF`), and gives it back while W still holds the
+    // lock: a deposit. The budget is then back where W's lock found it, and
+    // W's unlock must still walk for the deposit and hand W both permits
+    // (contention.c's FIFO run hung so: the head fitting, nobody awake).
+    // The race needs five preemptions; two threads keep that affordable.
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(5);
+    builder.check(|| {
+        let s = sem(1, 2, true);
+        let b = {
+            let s = s.clone();
+            thread::spawn(move || {
+                s.release(1).unwrap();
+                if s.try_acquire(1).is_ok() {
+                    s.release(1).unwrap();
+                }
+            })
+        };
+        assert_eq!(s.acquire(2, Wait::Forever), Ok(()));
+        b.join().unwrap();
+        assert_eq!(s.value(), 0);
+        s.release(2).unwrap();
+        settled(&s);
+    });
+}
