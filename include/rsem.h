@@ -104,7 +104,12 @@
 
 /**
  * `sem_notifier_free`: acquires submitted with the notifier have not been
- * drained yet. Nothing was freed.
+ * drained yet. Nothing was freed. On a `SEM_RECOVER` semaphore, from any
+ * acquire, release or `sem_drain`: its lock is held by the calling thread
+ * (a call from a signal handler that interrupted another call on it), or
+ * the handle could not have a slot (every one of `SEM_RECOVER_SLOTS` is
+ * used by a live handle; a forked child whose `/proc` is not mounted).
+ * Nothing was taken or released.
  */
 #define SEM_EBUSY (-4)
 
@@ -134,6 +139,15 @@
 #define SEM_ESYS (-8)
 
 /**
+ * Acquired, on a `SEM_RECOVER` semaphore: the permits are the caller's,
+ * as with `SEM_OK`, and some of them were given back for a process that
+ * died holding them (or freed its handle holding them). Whatever they
+ * protected may be half-changed and need repair, as after a robust
+ * mutex's `EOWNERDEAD`. Release them as usual.
+ */
+#define SEM_RECOVERED 4
+
+/**
  * Flag for `sem_open_named`: create the semaphore if the name is free.
  */
 #define SEM_CREATE 1
@@ -148,6 +162,18 @@
  * Flag for `sem_new_ex`: serve blocked acquirers strictly in arrival order.
  */
 #define SEM_FIFO 1
+
+/**
+ * Flag for `sem_new_shared` and `sem_open_named`: give the net permits a
+ * process took back when it dies (see `sem_new_shared`).
+ */
+#define SEM_RECOVER 2
+
+/**
+ * How many handles (processes, usually) may use one `SEM_RECOVER`
+ * semaphore at a time.
+ */
+#define SEM_RECOVER_SLOTS 128
 
 /**
  * The largest count and the largest maximum a semaphore can have, on every
@@ -273,6 +299,9 @@ RSEM_API rsem_semaphore *sem_new_ex(int64_t value, int64_t max, uint32_t flags);
  * Ownership: `sem` must come from `sem_new*` (or `sem_open_named`) and not
  * have been freed; it is invalid afterwards. For a process-shared
  * semaphore this unmaps this process's view only (see `sem_new_shared`).
+ * A `SEM_RECOVER` handle gives back the net permits taken through it, as
+ * its process's death would (see `sem_new_shared`).
+ *
  * Thread-safety: like POSIX `sem_destroy`, this must not race any other
  * call on the same handle. Freeing a semaphore while threads
  * are blocked on it is undefined behaviour; a thread whose acquire has
@@ -301,6 +330,11 @@ RSEM_API void sem_free(rsem_semaphore *sem);
  * is or gets shut down; `SEM_EINVAL` if `sem` is NULL or its maximum is 0
  * (it can never hold a permit, so waiting would never end).
  *
+ * On a `SEM_RECOVER` semaphore (see `sem_new_shared`) also
+ * `SEM_RECOVERED` (acquired: the permits are the caller's, and some came
+ * back from a process that died holding them) and `SEM_EBUSY` (nothing
+ * taken: its lock is held by this thread, or the handle has no slot).
+ *
  * Thread-safety: may be called from any thread at any time, but not from a
  * signal handler (it may wait for the semaphore's queue lock, which the
  * interrupted thread may hold).
@@ -319,6 +353,11 @@ RSEM_API int sem_acquire(rsem_semaphore *sem);
  * (or, in FIFO mode, if blocked acquirers are queued ahead); `SEM_ECLOSED`
  * if the semaphore is shut down; `SEM_EINVAL` if `sem` is NULL or its
  * maximum is 0.
+ *
+ * On a `SEM_RECOVER` semaphore (see `sem_new_shared`) also
+ * `SEM_RECOVERED` (acquired: the permits are the caller's, and some came
+ * back from a process that died holding them) and `SEM_EBUSY` (nothing
+ * taken: its lock is held by this thread, or the handle has no slot).
  *
  * Thread-safety: may be called from any thread at any time, and from a
  * signal handler (async-signal-safe: a few atomic instructions).
@@ -344,6 +383,11 @@ RSEM_API int sem_try_acquire(rsem_semaphore *sem);
  * down; `SEM_EINVAL` if `sem` is NULL, `timeout_seconds` is NaN, or the
  * semaphore's maximum is 0 (nothing was taken).
  *
+ * On a `SEM_RECOVER` semaphore (see `sem_new_shared`) also
+ * `SEM_RECOVERED` (acquired: the permits are the caller's, and some came
+ * back from a process that died holding them) and `SEM_EBUSY` (nothing
+ * taken: its lock is held by this thread, or the handle has no slot).
+ *
  * Thread-safety: may be called from any thread at any time, but not from a
  * signal handler (it may wait for the semaphore's queue lock, which the
  * interrupted thread may hold).
@@ -363,6 +407,11 @@ RSEM_API int sem_acquire_timed(rsem_semaphore *sem, double timeout_seconds);
  * come in time (none were taken); `SEM_ECLOSED` if the semaphore is or gets
  * shut down; `SEM_EINVAL` if `sem` is NULL, `timeout_seconds` is NaN, or `n`
  * is below 1 or above `sem_max(sem)` (a request that could never be met).
+ *
+ * On a `SEM_RECOVER` semaphore (see `sem_new_shared`) also
+ * `SEM_RECOVERED` (acquired: the permits are the caller's, and some came
+ * back from a process that died holding them) and `SEM_EBUSY` (nothing
+ * taken: its lock is held by this thread, or the handle has no slot).
  *
  * Thread-safety: may be called from any thread at any time, but not from a
  * signal handler (it may wait for the semaphore's queue lock, which the
@@ -387,6 +436,11 @@ RSEM_API int sem_acquire_many(rsem_semaphore *sem, int64_t n, double timeout_sec
  * shut down; `SEM_EINVAL` if `sem` is NULL or `n` is below 1 or above
  * `sem_max(sem)`.
  *
+ * On a `SEM_RECOVER` semaphore (see `sem_new_shared`) also
+ * `SEM_RECOVERED` (acquired: the permits are the caller's, and some came
+ * back from a process that died holding them) and `SEM_EBUSY` (nothing
+ * taken: its lock is held by this thread, or the handle has no slot).
+ *
  * Thread-safety: may be called from any thread at any time, but not from a
  * signal handler (it may wait for the semaphore's queue lock, which the
  * interrupted thread may hold).
@@ -410,6 +464,16 @@ RSEM_API int sem_acquire_until(rsem_semaphore *sem, int64_t n, int64_t deadline_
  * maximum (for a bounded semaphore its initial value, otherwise
  * `SEM_COUNT_MAX`), in which case nothing was released; `SEM_EINVAL` if
  * `sem` is NULL. Releases keep working after `sem_shutdown`.
+ *
+ * On a `SEM_RECOVER` semaphore (see `sem_new_shared`) also `SEM_EBUSY`
+ * (nothing released: its lock is held by this thread, or the handle has no
+ * slot); there this call takes the semaphore's lock and is not
+ * async-signal-safe.
+ *
+ * On a `SEM_RECOVER` semaphore (see `sem_new_shared`) also `SEM_EBUSY`
+ * (nothing released: its lock is held by this thread, or the handle has no
+ * slot); there this call takes the semaphore's lock and is not
+ * async-signal-safe.
  *
  * Thread-safety: may be called from any thread at any time; the caller need
  * not hold a permit. Once the permit can be taken, this call no longer
@@ -501,6 +565,10 @@ RSEM_API int64_t sem_waiters(const rsem_semaphore *sem);
  * more), like Java's `drainPermits`; or `SEM_EINVAL` (-1) if `sem` is NULL.
  * Takes none while blocked acquirers have priority over the free permits
  * (FIFO mode with a waiter queued). Works after `sem_shutdown` too.
+ *
+ * On a `SEM_RECOVER` semaphore the permits count as the caller's (see
+ * `sem_new_shared`), the call takes the semaphore's lock and is not
+ * async-signal-safe, and it returns 0 if that lock is held by this thread.
  *
  * Thread-safety: may be called from any thread at any time, and from a
  * signal handler (async-signal-safe: a few atomic instructions).
@@ -790,19 +858,44 @@ RSEM_API int sem_notifier_free(rsem_notifier *notifier);
  *   which bounds the delay this causes. Past 65,535 sleepers (or 4,095
  *   that want more than one permit) further threads poll every 1 ms;
  * - permits held by a process that dies are not given back (as with
- *   POSIX semaphores);
+ *   POSIX semaphores), unless `flags` has `SEM_RECOVER` (below);
  * - trust: every process that can write the semaphore's memory (for a
  *   named one, every user its `mode` lets open it) can break it (make its
  *   count wrong, or its waiters wait), though not make this process
  *   follow a pointer from there; share it only with processes you trust.
  *
+ * `SEM_RECOVER` (crash recovery): the net permits a process took through
+ * a handle and did not give back (acquired less released; nothing if
+ * negative) return to the count when that process dies or frees the
+ * handle, clamped to `max` (the SysV `SEM_UNDO` rule; release by anyone
+ * stays legal). Every handle (each process that opens or inherits it)
+ * takes one of `SEM_RECOVER_SLOTS` slots. Death is proven by the kernel,
+ * never guessed: each slot is locked (an open-file-description lock)
+ * through a file description of its handle's own, which only the
+ * process's exit releases; a `fork()`ed child gets a description of its
+ * own (through `/proc/self/fd`). Permits of a dead process are found by
+ * the next acquire that finds too few (at most every 10 ms) and by
+ * sleepers, who look every second: waiters get them within about a
+ * second of the death, with nobody doing anything special. The acquires
+ * that take them return `SEM_RECOVERED` instead of `SEM_OK` (until as
+ * many permits as came back were taken): what they protected may need
+ * repair. A process killed in the middle of any call leaves the semaphore
+ * consistent: every change is made under a robust mutex with a journal
+ * that the next caller completes or undoes. The costs: each call takes
+ * that mutex (no system call while it is free); `sem_release` is no
+ * longer async-signal-safe (from a signal handler that interrupted a call
+ * on the same semaphore in this thread it returns `SEM_EBUSY`); a process
+ * that dies while registered as a sleeper no longer stays counted.
+ *
  * Returns a new handle, owned by this process (and by each child that
  * inherits it) and freed with `sem_free`, which unmaps this process's
  * view: the memory goes when every process has freed it or exited. On
  * failure returns NULL with errno: `EINVAL` unless `0 <= value <= max <=
- * SEM_SHARED_MAX` and `flags` is 0; `ENOTSUP` for `SEM_FIFO`; `ENOMEM` if
- * the memory could not be mapped; `ENOSYS` on platforms without shared
- * semaphores (every platform but Linux, today).
+ * SEM_SHARED_MAX` and `flags` is 0 or `SEM_RECOVER`; `ENOTSUP` for
+ * `SEM_FIFO`; `ENOMEM` if the memory could not be mapped (or, with
+ * `SEM_RECOVER`, `EMFILE`/`ENFILE`: it keeps a file descriptor open per
+ * handle); `ENOSYS` on platforms without shared semaphores (every platform
+ * but Linux, today).
  *
  * Thread-safety: may be called from any thread.
  *
@@ -825,7 +918,8 @@ RSEM_API rsem_semaphore *sem_new_shared(int64_t value, int64_t max, uint32_t fla
  * - `mode`: the permission bits of a created semaphore's file (such as
  *   0600; the umask applies), which decide who else may open it.
  * - `value`, `max`, `flags`: as `sem_new_shared`; they must be valid even
- *   when an existing semaphore is opened, whose own parameters are kept.
+ *   when an existing semaphore is opened, whose own parameters are kept
+ *   (its `SEM_RECOVER` mode too, with or without the flag here).
  *
  * A name always leads to a whole semaphore: it is given to the file only
  * after the semaphore in it is written, so a creator that dies half-way
@@ -842,7 +936,9 @@ RSEM_API rsem_semaphore *sem_new_shared(int64_t value, int64_t max, uint32_t fla
  * process has open already. On failure returns NULL with errno: `EINVAL`
  * (NULL or bad `name`; bad `oflag`, `mode`, `value`, `max` or `flags`; or
  * the file is not an rsem semaphore of this library's layout); `ENOTSUP`
- * for `SEM_FIFO`; `ENOENT` (no such name, or, when creating, `/proc` is
+ * for `SEM_FIFO`; `ENOSPC` (a `SEM_RECOVER` semaphore whose
+ * `SEM_RECOVER_SLOTS` slots are all used by live handles); `ENOENT` (no
+ * such name, or, when creating, `/proc` is
  * not mounted: the new file is named through `/proc/self/fd`); `EEXIST`;
  * `EACCES`; `ELOOP` (the name is a symbolic link); `EOPNOTSUPP` or
  * `EISDIR` (`/dev/shm` cannot make unnamed files: `O_TMPFILE`); `EAGAIN`

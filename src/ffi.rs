@@ -147,6 +147,9 @@ pub unsafe extern "C" fn sem_new_ex(value: i64, max: i64, flags: u32) -> *mut Se
 /// Ownership: `sem` must come from `sem_new*` (or `sem_open_named`) and not
 /// have been freed; it is invalid afterwards. For a process-shared
 /// semaphore this unmaps this process's view only (see `sem_new_shared`).
+/// A `SEM_RECOVER` handle gives back the net permits taken through it, as
+/// its process's death would (see `sem_new_shared`).
+///
 /// Thread-safety: like POSIX `sem_destroy`, this must not race any other
 /// call on the same handle. Freeing a semaphore while threads
 /// are blocked on it is undefined behaviour; a thread whose acquire has
@@ -204,6 +207,11 @@ pub unsafe extern "C" fn sem_free(sem: *mut Semaphore) {
 /// is or gets shut down; `SEM_EINVAL` if `sem` is NULL or its maximum is 0
 /// (it can never hold a permit, so waiting would never end).
 ///
+/// On a `SEM_RECOVER` semaphore (see `sem_new_shared`) also
+/// `SEM_RECOVERED` (acquired: the permits are the caller's, and some came
+/// back from a process that died holding them) and `SEM_EBUSY` (nothing
+/// taken: its lock is held by this thread, or the handle has no slot).
+///
 /// Thread-safety: may be called from any thread at any time, but not from a
 /// signal handler (it may wait for the semaphore's queue lock, which the
 /// interrupted thread may hold).
@@ -228,6 +236,11 @@ pub unsafe extern "C" fn sem_acquire(sem: *mut Semaphore) -> c_int {
 /// (or, in FIFO mode, if blocked acquirers are queued ahead); `SEM_ECLOSED`
 /// if the semaphore is shut down; `SEM_EINVAL` if `sem` is NULL or its
 /// maximum is 0.
+///
+/// On a `SEM_RECOVER` semaphore (see `sem_new_shared`) also
+/// `SEM_RECOVERED` (acquired: the permits are the caller's, and some came
+/// back from a process that died holding them) and `SEM_EBUSY` (nothing
+/// taken: its lock is held by this thread, or the handle has no slot).
 ///
 /// Thread-safety: may be called from any thread at any time, and from a
 /// signal handler (async-signal-safe: a few atomic instructions).
@@ -258,6 +271,11 @@ pub unsafe extern "C" fn sem_try_acquire(sem: *mut Semaphore) -> c_int {
 /// time (nothing was taken); `SEM_ECLOSED` if the semaphore is or gets shut
 /// down; `SEM_EINVAL` if `sem` is NULL, `timeout_seconds` is NaN, or the
 /// semaphore's maximum is 0 (nothing was taken).
+///
+/// On a `SEM_RECOVER` semaphore (see `sem_new_shared`) also
+/// `SEM_RECOVERED` (acquired: the permits are the caller's, and some came
+/// back from a process that died holding them) and `SEM_EBUSY` (nothing
+/// taken: its lock is held by this thread, or the handle has no slot).
 ///
 /// Thread-safety: may be called from any thread at any time, but not from a
 /// signal handler (it may wait for the semaphore's queue lock, which the
@@ -290,6 +308,11 @@ pub unsafe extern "C" fn sem_acquire_timed(sem: *mut Semaphore, timeout_seconds:
 /// come in time (none were taken); `SEM_ECLOSED` if the semaphore is or gets
 /// shut down; `SEM_EINVAL` if `sem` is NULL, `timeout_seconds` is NaN, or `n`
 /// is below 1 or above `sem_max(sem)` (a request that could never be met).
+///
+/// On a `SEM_RECOVER` semaphore (see `sem_new_shared`) also
+/// `SEM_RECOVERED` (acquired: the permits are the caller's, and some came
+/// back from a process that died holding them) and `SEM_EBUSY` (nothing
+/// taken: its lock is held by this thread, or the handle has no slot).
 ///
 /// Thread-safety: may be called from any thread at any time, but not from a
 /// signal handler (it may wait for the semaphore's queue lock, which the
@@ -329,6 +352,11 @@ pub unsafe extern "C" fn sem_acquire_many(
 /// passed first (none were taken); `SEM_ECLOSED` if the semaphore is or gets
 /// shut down; `SEM_EINVAL` if `sem` is NULL or `n` is below 1 or above
 /// `sem_max(sem)`.
+///
+/// On a `SEM_RECOVER` semaphore (see `sem_new_shared`) also
+/// `SEM_RECOVERED` (acquired: the permits are the caller's, and some came
+/// back from a process that died holding them) and `SEM_EBUSY` (nothing
+/// taken: its lock is held by this thread, or the handle has no slot).
 ///
 /// Thread-safety: may be called from any thread at any time, but not from a
 /// signal handler (it may wait for the semaphore's queue lock, which the
@@ -383,6 +411,16 @@ pub(crate) fn permits_to_acquire(s: &Semaphore, n: i64) -> Option<u64> {
 /// maximum (for a bounded semaphore its initial value, otherwise
 /// `SEM_COUNT_MAX`), in which case nothing was released; `SEM_EINVAL` if
 /// `sem` is NULL. Releases keep working after `sem_shutdown`.
+///
+/// On a `SEM_RECOVER` semaphore (see `sem_new_shared`) also `SEM_EBUSY`
+/// (nothing released: its lock is held by this thread, or the handle has no
+/// slot); there this call takes the semaphore's lock and is not
+/// async-signal-safe.
+///
+/// On a `SEM_RECOVER` semaphore (see `sem_new_shared`) also `SEM_EBUSY`
+/// (nothing released: its lock is held by this thread, or the handle has no
+/// slot); there this call takes the semaphore's lock and is not
+/// async-signal-safe.
 ///
 /// Thread-safety: may be called from any thread at any time; the caller need
 /// not hold a permit. Once the permit can be taken, this call no longer
@@ -500,6 +538,10 @@ pub unsafe extern "C" fn sem_waiters(sem: *const Semaphore) -> i64 {
 /// more), like Java's `drainPermits`; or `SEM_EINVAL` (-1) if `sem` is NULL.
 /// Takes none while blocked acquirers have priority over the free permits
 /// (FIFO mode with a waiter queued). Works after `sem_shutdown` too.
+///
+/// On a `SEM_RECOVER` semaphore the permits count as the caller's (see
+/// `sem_new_shared`), the call takes the semaphore's lock and is not
+/// async-signal-safe, and it returns 0 if that lock is held by this thread.
 ///
 /// Thread-safety: may be called from any thread at any time, and from a
 /// signal handler (async-signal-safe: a few atomic instructions).

@@ -10,18 +10,27 @@ use core::ptr;
 use crate::errno::set_errno;
 use crate::panic::guard;
 use crate::semaphore::Semaphore;
-use crate::status::{SEM_CREATE, SEM_EINVAL, SEM_ESYS, SEM_EXCL, SEM_FIFO, SEM_OK, SEM_SHARED_MAX};
+use crate::status::{
+    SEM_CREATE, SEM_EINVAL, SEM_ESYS, SEM_EXCL, SEM_FIFO, SEM_OK, SEM_RECOVER, SEM_SHARED_MAX,
+};
 
-/// A shared semaphore's parameters from C's integers, or an errno:
-/// `EINVAL` unless `0 <= value <= max <= SEM_SHARED_MAX` and `flags` is 0;
-/// `ENOTSUP` for `SEM_FIFO` (arrival order needs a queue, which shared
-/// semaphores do not have yet).
-fn parameters(value: i64, max: i64, flags: u32) -> Result<(u64, u64), c_int> {
-    if flags == SEM_FIFO {
+/// A shared semaphore's parameters from C's integers (value, max, whether
+/// `SEM_RECOVER`), or an errno: `EINVAL` unless `0 <= value <= max <=
+/// SEM_SHARED_MAX` and `flags` has no bit but `SEM_RECOVER`; `ENOTSUP` for
+/// `SEM_FIFO` (arrival order needs a queue, which shared semaphores do not
+/// have yet).
+fn parameters(value: i64, max: i64, flags: u32) -> Result<(u64, u64, bool), c_int> {
+    if flags & !SEM_RECOVER == SEM_FIFO {
         return Err(libc::ENOTSUP);
     }
-    match (u64::try_from(value), u64::try_from(max), flags) {
-        (Ok(value), Ok(max), 0) if value <= max && max <= SEM_SHARED_MAX as u64 => Ok((value, max)),
+    match (
+        u64::try_from(value),
+        u64::try_from(max),
+        flags & !SEM_RECOVER,
+    ) {
+        (Ok(value), Ok(max), 0) if value <= max && max <= SEM_SHARED_MAX as u64 => {
+            Ok((value, max, flags & SEM_RECOVER != 0))
+        }
         _ => Err(libc::EINVAL),
     }
 }
@@ -57,19 +66,44 @@ fn handle(result: Result<*mut Semaphore, c_int>) -> *mut Semaphore {
 ///   which bounds the delay this causes. Past 65,535 sleepers (or 4,095
 ///   that want more than one permit) further threads poll every 1 ms;
 /// - permits held by a process that dies are not given back (as with
-///   POSIX semaphores);
+///   POSIX semaphores), unless `flags` has `SEM_RECOVER` (below);
 /// - trust: every process that can write the semaphore's memory (for a
 ///   named one, every user its `mode` lets open it) can break it (make its
 ///   count wrong, or its waiters wait), though not make this process
 ///   follow a pointer from there; share it only with processes you trust.
 ///
+/// `SEM_RECOVER` (crash recovery): the net permits a process took through
+/// a handle and did not give back (acquired less released; nothing if
+/// negative) return to the count when that process dies or frees the
+/// handle, clamped to `max` (the SysV `SEM_UNDO` rule; release by anyone
+/// stays legal). Every handle (each process that opens or inherits it)
+/// takes one of `SEM_RECOVER_SLOTS` slots. Death is proven by the kernel,
+/// never guessed: each slot is locked (an open-file-description lock)
+/// through a file description of its handle's own, which only the
+/// process's exit releases; a `fork()`ed child gets a description of its
+/// own (through `/proc/self/fd`). Permits of a dead process are found by
+/// the next acquire that finds too few (at most every 10 ms) and by
+/// sleepers, who look every second: waiters get them within about a
+/// second of the death, with nobody doing anything special. The acquires
+/// that take them return `SEM_RECOVERED` instead of `SEM_OK` (until as
+/// many permits as came back were taken): what they protected may need
+/// repair. A process killed in the middle of any call leaves the semaphore
+/// consistent: every change is made under a robust mutex with a journal
+/// that the next caller completes or undoes. The costs: each call takes
+/// that mutex (no system call while it is free); `sem_release` is no
+/// longer async-signal-safe (from a signal handler that interrupted a call
+/// on the same semaphore in this thread it returns `SEM_EBUSY`); a process
+/// that dies while registered as a sleeper no longer stays counted.
+///
 /// Returns a new handle, owned by this process (and by each child that
 /// inherits it) and freed with `sem_free`, which unmaps this process's
 /// view: the memory goes when every process has freed it or exited. On
 /// failure returns NULL with errno: `EINVAL` unless `0 <= value <= max <=
-/// SEM_SHARED_MAX` and `flags` is 0; `ENOTSUP` for `SEM_FIFO`; `ENOMEM` if
-/// the memory could not be mapped; `ENOSYS` on platforms without shared
-/// semaphores (every platform but Linux, today).
+/// SEM_SHARED_MAX` and `flags` is 0 or `SEM_RECOVER`; `ENOTSUP` for
+/// `SEM_FIFO`; `ENOMEM` if the memory could not be mapped (or, with
+/// `SEM_RECOVER`, `EMFILE`/`ENFILE`: it keeps a file descriptor open per
+/// handle); `ENOSYS` on platforms without shared semaphores (every platform
+/// but Linux, today).
 ///
 /// Thread-safety: may be called from any thread.
 ///
@@ -78,7 +112,10 @@ fn handle(result: Result<*mut Semaphore, c_int>) -> *mut Semaphore {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sem_new_shared(value: i64, max: i64, flags: u32) -> *mut Semaphore {
     guard("sem_new_shared", || {
-        handle(parameters(value, max, flags).and_then(|(value, max)| new_shared(value, max)))
+        handle(
+            parameters(value, max, flags)
+                .and_then(|(value, max, recover)| new_shared(value, max, recover)),
+        )
     })
 }
 
@@ -95,7 +132,8 @@ pub unsafe extern "C" fn sem_new_shared(value: i64, max: i64, flags: u32) -> *mu
 /// - `mode`: the permission bits of a created semaphore's file (such as
 ///   0600; the umask applies), which decide who else may open it.
 /// - `value`, `max`, `flags`: as `sem_new_shared`; they must be valid even
-///   when an existing semaphore is opened, whose own parameters are kept.
+///   when an existing semaphore is opened, whose own parameters are kept
+///   (its `SEM_RECOVER` mode too, with or without the flag here).
 ///
 /// A name always leads to a whole semaphore: it is given to the file only
 /// after the semaphore in it is written, so a creator that dies half-way
@@ -112,7 +150,9 @@ pub unsafe extern "C" fn sem_new_shared(value: i64, max: i64, flags: u32) -> *mu
 /// process has open already. On failure returns NULL with errno: `EINVAL`
 /// (NULL or bad `name`; bad `oflag`, `mode`, `value`, `max` or `flags`; or
 /// the file is not an rsem semaphore of this library's layout); `ENOTSUP`
-/// for `SEM_FIFO`; `ENOENT` (no such name, or, when creating, `/proc` is
+/// for `SEM_FIFO`; `ENOSPC` (a `SEM_RECOVER` semaphore whose
+/// `SEM_RECOVER_SLOTS` slots are all used by live handles); `ENOENT` (no
+/// such name, or, when creating, `/proc` is
 /// not mounted: the new file is named through `/proc/self/fd`); `EEXIST`;
 /// `EACCES`; `ELOOP` (the name is a symbolic link); `EOPNOTSUPP` or
 /// `EISDIR` (`/dev/shm` cannot make unnamed files: `O_TMPFILE`); `EAGAIN`
@@ -146,7 +186,11 @@ pub unsafe extern "C" fn sem_open_named(
             (true, 0) => parameters(value, max, flags),
             _ => Err(libc::EINVAL),
         };
-        handle(checked.and_then(|(value, max)| open_named(name, oflag, mode, value, max)))
+        handle(
+            checked.and_then(|(value, max, recover)| {
+                open_named(name, oflag, mode, value, max, recover)
+            }),
+        )
     })
 }
 
@@ -187,7 +231,7 @@ use crate::shm::{create_anonymous as new_shared, open_named, unlink_named};
 // Other platforms have no shared semaphores yet: a clear errno, not a
 // missing symbol.
 #[cfg(not(all(target_os = "linux", not(loom))))]
-fn new_shared(_value: u64, _max: u64) -> Result<*mut Semaphore, c_int> {
+fn new_shared(_value: u64, _max: u64, _recover: bool) -> Result<*mut Semaphore, c_int> {
     Err(libc::ENOSYS)
 }
 
@@ -198,6 +242,7 @@ fn open_named(
     _mode: u32,
     _value: u64,
     _max: u64,
+    _recover: bool,
 ) -> Result<*mut Semaphore, c_int> {
     Err(libc::ENOSYS)
 }

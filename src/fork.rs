@@ -184,6 +184,10 @@ mod registry {
         unlock();
         #[cfg(not(loom))]
         crate::timer::after_fork_in_child();
+        // Process-shared `SEM_RECOVER` handles need descriptions (so locks)
+        // of the child's own.
+        #[cfg(all(target_os = "linux", not(loom)))]
+        crate::shm::reopen_after_fork();
     }
 }
 

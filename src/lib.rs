@@ -35,6 +35,8 @@ mod oracle;
 mod panic;
 mod parking;
 mod policy;
+#[cfg(all(target_os = "linux", not(loom)))]
+mod recover;
 mod semaphore;
 #[cfg(all(target_os = "linux", not(loom)))]
 mod shared;

@@ -547,7 +547,8 @@ impl Semaphore {
     }
 
     /// Makes a semaphore for memory shared between processes (see
-    /// `shared.rs`) in place at `p`: the default mode only. Writes field by
+    /// `shared.rs`; `recover.rs` if `recover`) in place at `p`: the default
+    /// mode only. Writes field by
     /// field into memory that is all zeros (a new file's or anonymous
     /// pages), so that no padding byte of this process's stack reaches a
     /// file that other users may read; fields whose value is zero are left
@@ -558,7 +559,12 @@ impl Semaphore {
     /// `p` must be valid for writes of a `Semaphore`, aligned, all zeros,
     /// and seen by no other thread until this returns.
     #[cfg(all(target_os = "linux", not(loom)))]
-    pub(crate) unsafe fn init_shared(p: *mut Semaphore, value: u64, max: u64) -> bool {
+    pub(crate) unsafe fn init_shared(
+        p: *mut Semaphore,
+        value: u64,
+        max: u64,
+        recover: bool,
+    ) -> bool {
         if value > max || max > crate::shared::SHARED_COUNT_MAX {
             return false;
         }
@@ -570,7 +576,10 @@ impl Semaphore {
         // field left alone (atomics, null pointers, `false`, the empty
         // `Clock`), so once these writes are done the whole is valid.
         unsafe {
-            core::ptr::addr_of_mut!((*p).state).write(AtomicU64::new(value));
+            // A `SEM_RECOVER` word keeps `PARKED` and `HANDOFF` set, so
+            // that every operation takes the slow paths (`recover.rs`).
+            let flags = if recover { PARKED | HANDOFF } else { 0 };
+            core::ptr::addr_of_mut!((*p).state).write(AtomicU64::new(value | flags));
             core::ptr::addr_of_mut!((*p).params.max).write(max);
             core::ptr::addr_of_mut!((*p).params.shared).write(true);
             core::ptr::addr_of_mut!((*p).params.fairness).write(Fairness::library());
@@ -1551,6 +1560,10 @@ impl Semaphore {
         };
         #[cfg(not(all(target_os = "linux", not(loom))))]
         let (mask, held_back) = (COUNT_MASK, HANDOFF);
+        #[cfg(all(target_os = "linux", not(loom)))]
+        if let Some(owner) = crate::shm::owner(self).filter(|_| self.is_shared()) {
+            return self.recover_drain(&owner);
+        }
         let mut s = self.state.load(Relaxed);
         loop {
             let count = s & mask;

@@ -92,12 +92,12 @@ use crate::status::{AcquireError, ReleaseError};
 /// The largest maximum (and count) of a shared semaphore: the count has
 /// the low 31 bits of the word (the futex is its low 32 bits).
 pub(crate) const SHARED_COUNT_MAX: u64 = (1 << 31) - 1;
-const COUNT: u64 = SHARED_COUNT_MAX;
-const CLOSING: u64 = 1 << 31;
-const SLEEPER: u64 = 1 << 32;
-const SLEEPERS: u64 = 0xFFFF << 32;
-const MULTI: u64 = 1 << 48;
-const MULTIS: u64 = 0xFFF << 48;
+pub(crate) const COUNT: u64 = SHARED_COUNT_MAX;
+pub(crate) const CLOSING: u64 = 1 << 31;
+pub(crate) const SLEEPER: u64 = 1 << 32;
+pub(crate) const SLEEPERS: u64 = 0xFFFF << 32;
+pub(crate) const MULTI: u64 = 1 << 48;
+pub(crate) const MULTIS: u64 = 0xFFF << 48;
 
 /// A thread that cannot register (65,535 sleepers, or 4,095 multi-permit
 /// ones, already) polls instead, looking again this often.
@@ -160,6 +160,9 @@ impl Semaphore {
     /// before the sleepers a release woke for them).
     #[cold]
     pub(crate) fn shared_try(&self, n: u64) -> Result<(), AcquireError> {
+        if let Some(owner) = crate::shm::owner(self) {
+            return self.recover_try(&owner, n);
+        }
         let mut s = self.state.load(Relaxed);
         loop {
             if s & CLOSED != 0 {
@@ -179,6 +182,9 @@ impl Semaphore {
     /// shared futex (see the rules above).
     #[cold]
     pub(crate) fn shared_acquire(&self, n: u64, wait: Wait) -> Result<(), AcquireError> {
+        if let Some(owner) = crate::shm::owner(self) {
+            return self.recover_acquire(&owner, n, wait);
+        }
         let deadline = match wait {
             Wait::Never => return self.shared_try(n),
             Wait::Until(at) => Some(at),
@@ -251,22 +257,35 @@ impl Semaphore {
                     }
                 }
             }
-            // The count (as of `s`) is too small: sleep while the low 32 bits
-            // are unchanged (`as u32` keeps them), for at most `RECHECK`
-            // when registered, `POLL` when polling.
-            let cap = Instant::now() + if registered { RECHECK } else { POLL };
-            let until = deadline.map_or(cap, |at| at.min(cap));
-            // SAFETY: the futex is inside `self.state`, a live, aligned word
-            // (`&self`).
-            unsafe { wait_shared(self.futex(), s as u32, Some(until), bitset(n)) };
+            self.sleep_on_word(s, n, registered, deadline);
             s = self.state.load(Relaxed);
         }
+    }
+
+    /// The count (as of `s`) is too small for `n`: sleeps while the low 32
+    /// bits are unchanged (`as u32` keeps them), until `deadline` and for
+    /// at most `RECHECK` when registered, `POLL` when polling.
+    pub(crate) fn sleep_on_word(
+        &self,
+        s: u64,
+        n: u64,
+        registered: bool,
+        deadline: Option<Instant>,
+    ) {
+        let cap = Instant::now() + if registered { RECHECK } else { POLL };
+        let until = deadline.map_or(cap, |at| at.min(cap));
+        // SAFETY: the futex is inside `self.state`, a live, aligned word
+        // (`&self`).
+        unsafe { wait_shared(self.futex(), s as u32, Some(until), bitset(n)) };
     }
 
     /// `release_slow` of a shared semaphore, from state `s`: adds the
     /// permits, then wakes sleepers for them.
     #[cold]
     pub(crate) fn shared_release(&self, n: u64, mut s: u64) -> Result<(), ReleaseError> {
+        if let Some(owner) = crate::shm::owner(self) {
+            return self.recover_release(&owner, n);
+        }
         // Computed before the compare-and-swap, the last access.
         let futex = self.futex();
         // `max` is in the shared memory: clamped and subtracted with care,
@@ -282,12 +301,20 @@ impl Semaphore {
             }
         }
         if s & SLEEPERS != 0 {
-            match s & MULTIS {
-                0 => wake_shared(futex, i32::try_from(n).unwrap_or(i32::MAX), ONE),
-                _ => wake_shared(futex, i32::MAX, ANY),
-            }
+            wake_for(futex, s, n);
         }
         Ok(())
+    }
+
+    /// After `n` permits were added to word `s` that had sleepers: wakes
+    /// `n` of those that want one permit, or all if any wants more.
+    pub(crate) fn wake_sleepers(&self, s: u64, n: u64) {
+        wake_for(self.futex(), s, n);
+    }
+
+    /// Wakes every sleeper, in every process.
+    pub(crate) fn wake_all_sleepers(&self) {
+        wake_shared(self.futex(), i32::MAX, ANY);
     }
 
     /// `shutdown` of a shared semaphore: sets `CLOSED` and wakes every
@@ -298,5 +325,14 @@ impl Semaphore {
         if s & SLEEPERS != 0 {
             wake_shared(futex, i32::MAX, ANY);
         }
+    }
+}
+
+/// `Semaphore::wake_sleepers` on futex `futex` (computed before the word's
+/// last access).
+fn wake_for(futex: *const u32, s: u64, n: u64) {
+    match s & MULTIS {
+        0 => wake_shared(futex, i32::try_from(n).unwrap_or(i32::MAX), ONE),
+        _ => wake_shared(futex, i32::MAX, ANY),
     }
 }

@@ -27,6 +27,7 @@ use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use core::sync::atomic::{AtomicU64, AtomicUsize};
 use std::ffi::CString;
 
+use crate::recover::Recovery;
 use crate::semaphore::Semaphore;
 use crate::status::{SEM_CREATE, SEM_EXCL};
 
@@ -39,13 +40,16 @@ struct Region {
     layout: u64,
     /// `MAGIC` once the region is whole (stored last, with `Release`).
     magic: AtomicU64,
+    /// Crash recovery (`recover.rs`); all zeros unless `SEM_RECOVER`.
+    recovery: Recovery,
 }
 
 const MAGIC: u64 = u64::from_le_bytes(*b"rsem-shd");
 /// This library's layout (sizes, offsets, pointer width, byte order, and
 /// the shared word's version): a library of another layout refuses the
 /// file (`EINVAL`).
-const LAYOUT: u64 = crate::semaphore::SHARED_LAYOUT;
+const LAYOUT: u64 = (crate::semaphore::SHARED_LAYOUT ^ 2).wrapping_mul(0x0100_0000_01b3)
+    ^ (core::mem::size_of::<Region>() as u64);
 
 /// Where named semaphores live, and the prefix of their file names.
 const DIR: &str = "/dev/shm";
@@ -62,6 +66,52 @@ static MAPPED: [AtomicUsize; TABLE] = [const { AtomicUsize::new(0) }; TABLE];
 /// handle), `is_mapped` is one load of this rarely written word, which keeps
 /// the in-process slow paths as they were.
 static IN_USE: AtomicUsize = AtomicUsize::new(0);
+/// Beside each slot of `MAPPED`, for a `SEM_RECOVER` handle: bit 63 set,
+/// its file descriptor + 1 in bits 32..=62 (0: it has none) and its
+/// recovery slot + 1 in the low 32 (0: none taken yet). 0 for any other
+/// handle.
+static OWNERS: [AtomicU64; TABLE] = [const { AtomicU64::new(0) }; TABLE];
+
+/// A `SEM_RECOVER` handle of this process: where its descriptor and slot
+/// are kept.
+pub(crate) struct Owner {
+    index: usize,
+    region: *mut Region,
+}
+
+impl Owner {
+    /// The handle's own file description (-1 if a forked child could not
+    /// reopen it).
+    pub(crate) fn fd(&self) -> c_int {
+        (((OWNERS[self.index].load(Acquire) >> 32) & 0x7FFF_FFFF) as c_int) - 1
+    }
+
+    /// The handle's recovery slot, once it has one.
+    pub(crate) fn slot(&self) -> Option<usize> {
+        (OWNERS[self.index].load(Acquire) as u32)
+            .checked_sub(1)
+            .map(|k| k as usize)
+    }
+
+    /// Records the handle's slot (under the recovery mutex).
+    pub(crate) fn set_slot(&self, k: usize) {
+        let fd = OWNERS[self.index].load(Acquire) & !0xFFFF_FFFF;
+        OWNERS[self.index].store(fd | (k as u64 + 1), Release);
+    }
+
+    /// The semaphore's recovery area.
+    pub(crate) fn recovery(&self) -> &Recovery {
+        // SAFETY: the region is mapped while its handle is in use, which
+        // outlives this `Owner` (made from the handle for one call).
+        unsafe { &(*self.region).recovery }
+    }
+}
+
+/// The packed `OWNERS` entry of descriptor `fd` (-1: none) without a slot.
+fn owner_entry(fd: c_int) -> u64 {
+    let fd = u64::try_from(fd.saturating_add(1)).unwrap_or(0) & 0x7FFF_FFFF;
+    (1 << 63) | (fd << 32)
+}
 
 /// Where the probe for `address` starts.
 fn home(address: usize) -> usize {
@@ -86,20 +136,37 @@ pub(crate) fn is_mapped(semaphore: *const Semaphore) -> bool {
 /// `is_mapped`'s probe of the table.
 #[inline(never)]
 fn probe(address: usize) -> bool {
+    index_of(address).is_some()
+}
+
+/// Where the table holds `address`, if it does.
+fn index_of(address: usize) -> Option<usize> {
     let mut i = home(address);
     for _ in 0..TABLE {
         match MAPPED[i].load(Acquire) {
-            0 => return false,
-            a if a == address => return true,
+            0 => return None,
+            a if a == address => return Some(i),
             _ => i = (i + 1) % TABLE,
         }
     }
-    false
+    None
 }
 
-/// Records `region` in the table; `ENFILE` if the table is full (4,096
+/// The handle's `Owner` if it is a `SEM_RECOVER` handle of this process
+/// (known from this process's table, never from the shared memory).
+pub(crate) fn owner(semaphore: &Semaphore) -> Option<Owner> {
+    let address = core::ptr::from_ref(semaphore) as usize;
+    let index = index_of(address)?;
+    (OWNERS[index].load(Acquire) != 0).then_some(Owner {
+        index,
+        region: address as *mut Region,
+    })
+}
+
+/// Records `region` in the table, with its `OWNERS` entry (0, or a
+/// recover-mode handle's descriptor); `ENFILE` if the table is full (4,096
 /// shared handles open in this process).
-fn remember(region: *mut Region) -> Result<(), c_int> {
+fn remember(region: *mut Region, entry: u64) -> Result<(), c_int> {
     let address = region as usize;
     let mut i = home(address);
     let mut probes = 0;
@@ -108,6 +175,7 @@ fn remember(region: *mut Region) -> Result<(), c_int> {
         if slot == 0 || slot == FREED {
             match MAPPED[i].compare_exchange(slot, address, AcqRel, Relaxed) {
                 Ok(_) => {
+                    OWNERS[i].store(entry, Release);
                     IN_USE.fetch_add(1, Release);
                     return Ok(());
                 }
@@ -131,6 +199,7 @@ fn forget(region: *mut Region) {
         match MAPPED[i].load(Relaxed) {
             0 => return,
             a if a == address => {
+                OWNERS[i].store(0, Release);
                 MAPPED[i].store(FREED, Release);
                 IN_USE.fetch_sub(1, Release);
                 clear_from(i);
@@ -160,12 +229,40 @@ fn clear_from(mut i: usize) {
 }
 
 /// A region that is whole, as a handle: recorded in the table first (or
-/// unmapped, with `ENFILE`).
-fn handle(region: *mut Region) -> Result<*mut Semaphore, c_int> {
-    if let Err(e) = remember(region) {
+/// unmapped, with `ENFILE`). `fd` is the file's descriptor, if any: kept
+/// (and given a recovery slot) for a `SEM_RECOVER` semaphore, else closed.
+fn handle(region: *mut Region, fd: Option<c_int>) -> Result<*mut Semaphore, c_int> {
+    // SAFETY: the region is mapped and whole (checked or written).
+    let recover = unsafe { (*region).recovery.enabled() };
+    let kept = fd.filter(|_| recover);
+    if let Some(fd) = fd.filter(|_| !recover) {
+        // SAFETY: `fd` is ours; the mapping keeps the file.
+        unsafe { libc::close(fd) };
+    }
+    let failed = |e: c_int| {
+        if let Some(fd) = kept {
+            // SAFETY: `fd` is ours and nothing else uses it.
+            unsafe { libc::close(fd) };
+        }
         // SAFETY: nobody in this process has the handle yet.
         unsafe { unmap_region(region) };
-        return Err(e);
+        Err(e)
+    };
+    if recover && kept.is_none() {
+        return failed(libc::EINVAL);
+    }
+    if let Err(e) = remember(region, kept.map_or(0, owner_entry)) {
+        return failed(e);
+    }
+    // A recover-mode handle takes its slot now, so that a full table is an
+    // error of the open, not of a later call.
+    // SAFETY: the region is mapped and recorded.
+    let semaphore = unsafe { &(*region).semaphore };
+    if let Some(owner) = owner(semaphore)
+        && !semaphore.recover_join(&owner)
+    {
+        forget(region);
+        return failed(libc::ENOSPC);
     }
     Ok(region.cast())
 }
@@ -242,12 +339,21 @@ unsafe fn unmap_region(region: *mut Region) {
 /// # Safety
 /// `region` came from `map` of a new (all-zero) file or anonymous memory,
 /// and nobody else can see it yet.
-unsafe fn initialize(region: *mut Region, value: u64, max: u64) -> Result<(), c_int> {
+unsafe fn initialize(
+    region: *mut Region,
+    value: u64,
+    max: u64,
+    recover: bool,
+) -> Result<(), c_int> {
     // SAFETY: `region` is valid for writes of a `Region` (a mapping of at
     // least its size, page-aligned), all zeros, and nobody reads it yet.
     unsafe {
-        if !Semaphore::init_shared(core::ptr::addr_of_mut!((*region).semaphore), value, max) {
+        let semaphore = core::ptr::addr_of_mut!((*region).semaphore);
+        if !Semaphore::init_shared(semaphore, value, max, recover) {
             return Err(libc::EINVAL);
+        }
+        if recover {
+            Recovery::init(core::ptr::addr_of_mut!((*region).recovery))?;
         }
         core::ptr::addr_of_mut!((*region).layout).write(LAYOUT);
         (*region).magic.store(MAGIC, Release);
@@ -256,16 +362,49 @@ unsafe fn initialize(region: *mut Region, value: u64, max: u64) -> Result<(), c_
 }
 
 /// A new anonymous shared semaphore, for this process and the children it
-/// forks after this; or an errno.
-pub(crate) fn create_anonymous(value: u64, max: u64) -> Result<*mut Semaphore, c_int> {
-    let region = map(-1)?;
-    // SAFETY: a fresh anonymous mapping (zeros) that only this thread knows.
-    if let Err(e) = unsafe { initialize(region, value, max) } {
+/// forks after this; or an errno. A `recover` one lives in a `memfd` (its
+/// slots' locks need a file), the others in anonymous memory.
+pub(crate) fn create_anonymous(
+    value: u64,
+    max: u64,
+    recover: bool,
+) -> Result<*mut Semaphore, c_int> {
+    let fd = if recover {
+        // SAFETY: the name is a NUL-terminated string.
+        let fd = unsafe { libc::memfd_create(c"rsem".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(errno());
+        }
+        let length = libc::off_t::try_from(length()).unwrap_or(0);
+        // SAFETY: `fd` is our new memfd.
+        if unsafe { libc::ftruncate(fd, length) } != 0 {
+            let e = errno();
+            // SAFETY: ours.
+            unsafe { libc::close(fd) };
+            return Err(e);
+        }
+        Some(fd)
+    } else {
+        None
+    };
+    let close = |e: c_int| {
+        if let Some(fd) = fd {
+            // SAFETY: ours, used by nothing else.
+            unsafe { libc::close(fd) };
+        }
+        Err(e)
+    };
+    let region = match map(fd.unwrap_or(-1)) {
+        Ok(region) => region,
+        Err(e) => return close(e),
+    };
+    // SAFETY: a fresh mapping (zeros) that only this thread knows.
+    if let Err(e) = unsafe { initialize(region, value, max, recover) } {
         // SAFETY: nobody else saw it.
         unsafe { unmap_region(region) };
-        return Err(e);
+        return close(e);
     }
-    handle(region)
+    handle(region, fd)
 }
 
 /// Opens (and, with `SEM_CREATE`, creates with `value` and `max`) the named
@@ -276,6 +415,7 @@ pub(crate) fn open_named(
     mode: u32,
     value: u64,
     max: u64,
+    recover: bool,
 ) -> Result<*mut Semaphore, c_int> {
     let path = path_of(name)?;
     // Another creator may win the name, and its semaphore may be removed
@@ -287,7 +427,7 @@ pub(crate) fn open_named(
                 other => return other,
             }
         }
-        match create(&path, mode, value, max) {
+        match create(&path, mode, value, max, recover) {
             Err(libc::EEXIST) if oflag & SEM_EXCL == 0 => continue,
             other => return other,
         }
@@ -308,10 +448,14 @@ fn open_existing(path: &CStr) -> Result<*mut Semaphore, c_int> {
     if fd < 0 {
         return Err(errno());
     }
-    let mapped = check_size(fd).and_then(|()| map(fd));
-    // SAFETY: `fd` is ours; the mapping keeps the file.
-    unsafe { libc::close(fd) };
-    let region = mapped?;
+    let region = match check_size(fd).and_then(|()| map(fd)) {
+        Ok(region) => region,
+        Err(e) => {
+            // SAFETY: `fd` is ours.
+            unsafe { libc::close(fd) };
+            return Err(e);
+        }
+    };
     // SAFETY: the mapping is at least `length()` bytes (checked size);
     // `magic` and `layout` are plain integers, valid for any bytes, and the
     // semaphore is not read (beyond its checked bytes) before both match.
@@ -321,10 +465,11 @@ fn open_existing(path: &CStr) -> Result<*mut Semaphore, c_int> {
             && Semaphore::is_shared_image(core::ptr::addr_of!((*region).semaphore));
         if !whole {
             unmap_region(region);
+            libc::close(fd);
             return Err(libc::EINVAL);
         }
     }
-    handle(region)
+    handle(region, Some(fd))
 }
 
 /// `Ok` if the file behind `fd` is long enough to hold a region.
@@ -343,7 +488,13 @@ fn check_size(fd: c_int) -> Result<(), c_int> {
 
 /// Creates the semaphore and links it at `path`; `EEXIST` if the name is
 /// taken.
-fn create(path: &CStr, mode: u32, value: u64, max: u64) -> Result<*mut Semaphore, c_int> {
+fn create(
+    path: &CStr,
+    mode: u32,
+    value: u64,
+    max: u64,
+    recover: bool,
+) -> Result<*mut Semaphore, c_int> {
     let dir = CString::new(DIR).map_err(|_| libc::EINVAL)?;
     // SAFETY: `dir` is a NUL-terminated string; O_TMPFILE takes a mode.
     let fd = unsafe {
@@ -356,14 +507,23 @@ fn create(path: &CStr, mode: u32, value: u64, max: u64) -> Result<*mut Semaphore
     if fd < 0 {
         return Err(errno());
     }
-    let result = fill_and_link(fd, path, value, max);
-    // SAFETY: `fd` is ours; a mapping (if any) keeps the file.
-    unsafe { libc::close(fd) };
-    result
+    let result = fill_and_link(fd, path, value, max, recover);
+    if result.is_err() {
+        // SAFETY: `fd` is ours.
+        unsafe { libc::close(fd) };
+    }
+    result.and_then(|region| handle(region, Some(fd)))
 }
 
-/// The rest of `create`, with the unnamed file open as `fd`.
-fn fill_and_link(fd: c_int, path: &CStr, value: u64, max: u64) -> Result<*mut Semaphore, c_int> {
+/// The rest of `create`, with the unnamed file open as `fd`: the region,
+/// whole and named.
+fn fill_and_link(
+    fd: c_int,
+    path: &CStr,
+    value: u64,
+    max: u64,
+    recover: bool,
+) -> Result<*mut Region, c_int> {
     let length = libc::off_t::try_from(length()).map_err(|_| libc::EINVAL)?;
     // (`AT_EMPTY_PATH` would need a capability; the `/proc` link does not.)
     let proc = CString::new(format!("/proc/self/fd/{fd}")).map_err(|_| libc::EINVAL)?;
@@ -374,7 +534,7 @@ fn fill_and_link(fd: c_int, path: &CStr, value: u64, max: u64) -> Result<*mut Se
     let region = map(fd)?;
     // SAFETY: a fresh mapping of a new (all-zero) file that has no name yet:
     // nobody else can see it.
-    if let Err(e) = unsafe { initialize(region, value, max) } {
+    if let Err(e) = unsafe { initialize(region, value, max, recover) } {
         // SAFETY: nobody else saw it.
         unsafe { unmap_region(region) };
         return Err(e);
@@ -396,7 +556,7 @@ fn fill_and_link(fd: c_int, path: &CStr, value: u64, max: u64) -> Result<*mut Se
         unsafe { unmap_region(region) };
         return Err(e);
     }
-    handle(region)
+    Ok(region)
 }
 
 /// Removes the name `name`; open handles keep working.
@@ -416,10 +576,65 @@ pub(crate) fn unlink_named(name: &CStr) -> Result<(), c_int> {
 /// process or, for an anonymous one, in a parent before `fork()`), and no
 /// thread of this process uses it any more.
 pub(crate) unsafe fn unmap(semaphore: *mut Semaphore) {
+    // SAFETY: the handle is mapped until the unmap below.
+    if let Some(owner) = owner(unsafe { &*semaphore }) {
+        // A recover-mode handle gives back what it holds, then lets go of
+        // its slot's lock.
+        // SAFETY: as above.
+        unsafe { (*semaphore).recover_leave(&owner) };
+        let fd = owner.fd();
+        if fd >= 0 {
+            // SAFETY: the handle's own descriptor, used by nothing else now.
+            unsafe { libc::close(fd) };
+        }
+    }
     forget(semaphore.cast());
     // SAFETY: the handle is the region's address (the semaphore is at
     // offset 0), by this function's contract.
     unsafe { unmap_region(semaphore.cast()) };
+}
+
+/// In a `fork()`ed child (the `pthread_atfork` child handler, while no
+/// other thread runs): gives every `SEM_RECOVER` handle a file description
+/// of its own, without a slot. The inherited descriptor shares the parent's
+/// description, so its locks: the child's operations would count in the
+/// parent's slot, and the parent's death would not show while the child
+/// lives. Only async-signal-safe calls (`open`, `close`).
+pub(crate) fn reopen_after_fork() {
+    if IN_USE.load(Relaxed) == 0 {
+        return;
+    }
+    for entry in &OWNERS {
+        let packed = entry.load(Relaxed);
+        if packed == 0 {
+            continue;
+        }
+        let fd = (((packed >> 32) & 0x7FFF_FFFF) as c_int) - 1;
+        let mut path = *b"/proc/self/fd/\0\0\0\0\0\0\0\0\0\0\0";
+        let mut digits = [0u8; 10];
+        let (mut v, mut len) = (fd.max(0) as u32, 0);
+        loop {
+            digits[len] = b'0' + (v % 10) as u8;
+            len += 1;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        for (i, d) in digits[..len].iter().rev().enumerate() {
+            path[14 + i] = *d;
+        }
+        // SAFETY: `path` is NUL-terminated (the buffer ends in zeros past
+        // the at most 10 digits).
+        let new = unsafe { libc::open(path.as_ptr().cast(), libc::O_RDWR | libc::O_CLOEXEC) };
+        if fd >= 0 {
+            // SAFETY: the inherited descriptor, this handle's.
+            unsafe { libc::close(fd) };
+        }
+        // (-1 if it could not be reopened: the handle's calls then return
+        // `SEM_EBUSY`.)
+        entry.store(owner_entry(new), Relaxed);
+    }
 }
 
 #[cfg(test)]
@@ -446,7 +661,7 @@ mod tests {
         assert_eq!(same.len(), 3);
         let r = |a: usize| a as *mut Region;
         for &a in &same {
-            remember(r(a)).unwrap();
+            remember(r(a), 0).unwrap();
         }
         assert!(same.iter().all(|&a| is_mapped(a as *const Semaphore)));
         forget(r(same[0]));

@@ -34,7 +34,12 @@ pub const SEM_PENDING: c_int = 2;
 pub const SEM_CANCELLED: c_int = 3;
 
 /// `sem_notifier_free`: acquires submitted with the notifier have not been
-/// drained yet. Nothing was freed.
+/// drained yet. Nothing was freed. On a `SEM_RECOVER` semaphore, from any
+/// acquire, release or `sem_drain`: its lock is held by the calling thread
+/// (a call from a signal handler that interrupted another call on it), or
+/// the handle could not have a slot (every one of `SEM_RECOVER_SLOTS` is
+/// used by a live handle; a forked child whose `/proc` is not mounted).
+/// Nothing was taken or released.
 pub const SEM_EBUSY: c_int = -4;
 
 /// `sem_cancel`: the ticket is not pending on this semaphore (its
@@ -54,6 +59,13 @@ pub const SEM_ENOTSUP: c_int = -7;
 /// changed.
 pub const SEM_ESYS: c_int = -8;
 
+/// Acquired, on a `SEM_RECOVER` semaphore: the permits are the caller's,
+/// as with `SEM_OK`, and some of them were given back for a process that
+/// died holding them (or freed its handle holding them). Whatever they
+/// protected may be half-changed and need repair, as after a robust
+/// mutex's `EOWNERDEAD`. Release them as usual.
+pub const SEM_RECOVERED: c_int = 4;
+
 /// Flag for `sem_open_named`: create the semaphore if the name is free.
 pub const SEM_CREATE: u32 = 1;
 
@@ -63,6 +75,14 @@ pub const SEM_EXCL: u32 = 2;
 
 /// Flag for `sem_new_ex`: serve blocked acquirers strictly in arrival order.
 pub const SEM_FIFO: u32 = 1;
+
+/// Flag for `sem_new_shared` and `sem_open_named`: give the net permits a
+/// process took back when it dies (see `sem_new_shared`).
+pub const SEM_RECOVER: u32 = 2;
+
+/// How many handles (processes, usually) may use one `SEM_RECOVER`
+/// semaphore at a time.
+pub const SEM_RECOVER_SLOTS: i64 = 128;
 
 /// Every flag bit `sem_new_ex` understands; other bits are refused.
 pub(crate) const KNOWN_FLAGS: u32 = SEM_FIFO;
@@ -82,6 +102,12 @@ pub enum AcquireError {
     TimedOut,
     /// The semaphore is shut down: `SEM_ECLOSED`.
     Closed,
+    /// Not a failure: the permits were taken, some of them given back for
+    /// a dead process (`SEM_RECOVERED`; `SEM_RECOVER` semaphores only).
+    Recovered,
+    /// The lock of a `SEM_RECOVER` semaphore could not be taken, or its
+    /// handle has no slot: `SEM_EBUSY`. Nothing was taken.
+    Busy,
 }
 
 /// Why a release did not add its permits.
@@ -89,6 +115,8 @@ pub enum AcquireError {
 pub enum ReleaseError {
     /// The count would pass the maximum: `SEM_EOVERFLOW`.
     Overflow,
+    /// As `AcquireError::Busy`: `SEM_EBUSY`. Nothing was released.
+    Busy,
 }
 
 impl AcquireError {
@@ -97,6 +125,8 @@ impl AcquireError {
         match self {
             AcquireError::TimedOut => SEM_TIMEDOUT,
             AcquireError::Closed => SEM_ECLOSED,
+            AcquireError::Recovered => SEM_RECOVERED,
+            AcquireError::Busy => SEM_EBUSY,
         }
     }
 }
@@ -106,6 +136,7 @@ impl ReleaseError {
     pub const fn code(self) -> c_int {
         match self {
             ReleaseError::Overflow => SEM_EOVERFLOW,
+            ReleaseError::Busy => SEM_EBUSY,
         }
     }
 }

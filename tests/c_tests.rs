@@ -29,6 +29,7 @@ const PROGRAMS: &[&str] = &[
     "lost_wakeup",
     "mixed_shutdown",
     "posix_coexist",
+    "recover",
     "shared",
     "shutdown",
     "signal_release",
@@ -309,6 +310,11 @@ fn posix_coexist() {
 #[test]
 fn shared() {
     check("shared");
+}
+
+#[test]
+fn recover() {
+    check("recover");
 }
 
 #[test]

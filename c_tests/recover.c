@@ -1,0 +1,388 @@
+/* Crash recovery of process-shared semaphores (SEM_RECOVER) with real
+ * processes: a dead process's net permits come back (to a waiter that slept
+ * before the death, and to an acquire that comes after it), reported as
+ * SEM_RECOVERED; a process that released more than it took gives nothing
+ * back; sem_free gives back; a forked child counts in a slot of its own and
+ * keeps no lock of its parent's; slots run out and come back; and many
+ * rounds of processes killed at random points while cycling, after which
+ * every permit is back, exactly, and nobody is left registered. Every wait
+ * is bounded. Linux only; elsewhere the flag must fail as the functions do. */
+#define _GNU_SOURCE
+#include "test_util.h"
+
+#include <string.h>
+
+#if defined(__linux__)
+#include "proc_util.h"
+
+#include <stdatomic.h>
+#include <sys/mman.h>
+
+static void a_name(char *buf, size_t size, const char *what) {
+    snprintf(buf, size, "/rsem-test-%d-%s", (int)getpid(), what);
+}
+
+/* A child that acquires `n` permits, says so on `ready` and then waits to
+ * be killed. */
+static pid_t holder(rsem_semaphore *s, int64_t n, int *ready) {
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        alarm(60);
+        close(fds[0]);
+        if (sem_acquire_many(s, n, INFINITY) != SEM_OK) _exit(10);
+        char c = 'h';
+        if (write(fds[1], &c, 1) != 1) _exit(11);
+        for (;;) pause();
+    }
+    close(fds[1]);
+    char c = 0;
+    CHECK_EQ(read(fds[0], &c, 1), 1);
+    CHECK_EQ(c, 'h');
+    if (ready) *ready = 1;
+    close(fds[0]);
+    return pid;
+}
+
+static void bad_input(void) {
+    errno = 0;
+    CHECK(sem_new_ex(1, 1, SEM_RECOVER) == NULL); /* in-process: no such flag */
+    CHECK_EQ(errno, EINVAL);
+    errno = 0;
+    CHECK(sem_new_shared(1, 1, SEM_RECOVER | SEM_FIFO) == NULL);
+    CHECK_EQ(errno, ENOTSUP);
+    errno = 0;
+    CHECK(sem_new_shared(1, 1, SEM_RECOVER | 4) == NULL);
+    CHECK_EQ(errno, EINVAL);
+    errno = 0;
+    CHECK(sem_new_shared(2, 1, SEM_RECOVER) == NULL);
+    CHECK_EQ(errno, EINVAL);
+}
+
+static void every_function(void) {
+    rsem_semaphore *s = sem_new_shared(2, 3, SEM_RECOVER);
+    CHECK(s != NULL);
+    CHECK_EQ(sem_value(s), 2);
+    CHECK_EQ(sem_max(s), 3);
+    CHECK_EQ(sem_waiters(s), 0);
+    CHECK_EQ(sem_try_acquire(s), SEM_OK);
+    CHECK_EQ(sem_acquire(s), SEM_OK);
+    CHECK_EQ(sem_try_acquire(s), SEM_TIMEDOUT);
+    CHECK_EQ(sem_acquire_timed(s, 0.01), SEM_TIMEDOUT);
+    CHECK_EQ(sem_release_n(s, 3), SEM_OK);
+    CHECK_EQ(sem_release(s), SEM_EOVERFLOW);
+    CHECK_EQ(sem_acquire_many(s, 3, 1.0), SEM_OK);
+    CHECK_EQ(sem_acquire_until(s, 1, sem_clock_ns() + 1000000), SEM_TIMEDOUT);
+    CHECK_EQ(sem_release_n(s, 2), SEM_OK);
+    CHECK_EQ(sem_drain(s), 2);
+    CHECK_EQ(sem_value(s), 0);
+    CHECK_EQ(sem_release_n(s, 2), SEM_OK);
+    rsem_ticket t;
+    CHECK_EQ(sem_acquire_async(s, 1, INT64_MAX, (rsem_callback)1, NULL, &t), SEM_ENOTSUP);
+    sem_shutdown(s);
+    CHECK_EQ(sem_acquire(s), SEM_ECLOSED);
+    CHECK_EQ(sem_try_acquire(s), SEM_ECLOSED);
+    CHECK_EQ(sem_release(s), SEM_OK);
+    CHECK_EQ(sem_value(s), 3);
+    sem_free(s);
+}
+
+/* A waiter asleep before the holder dies gets the permit, told so, within
+ * the documented bound (about 1 s); the permit is told of once. */
+static void holder_killed_while_a_waiter_sleeps(void) {
+    rsem_semaphore *s = sem_new_shared(1, 1, SEM_RECOVER);
+    CHECK(s != NULL);
+    pid_t h = holder(s, 1, NULL);
+    CHECK_EQ(sem_value(s), 0);
+    pid_t w = fork();
+    CHECK(w >= 0);
+    if (w == 0) {
+        alarm(60);
+        double t0 = now_s();
+        int r = sem_acquire_timed(s, 10.0);
+        double took = now_s() - t0;
+        if (r != SEM_RECOVERED) _exit(20);
+        if (took > 3.0) _exit(21);
+        if (sem_release(s) != SEM_OK) _exit(22);
+        _exit(0);
+    }
+    EVENTUALLY(sem_waiters(s) == 1);
+    kill_child(h);
+    expect_exit_ok(w);
+    CHECK_EQ(sem_value(s), 1);
+    CHECK_EQ(sem_acquire_timed(s, 1.0), SEM_OK); /* told once, not again */
+    CHECK_EQ(sem_release(s), SEM_OK);
+    sem_free(s);
+}
+
+/* An acquire that comes after the death (nobody was waiting) finds the
+ * dead process's permits itself: a try, then a blocking acquire of many.
+ * Permits are alike, so the acquires told are the first ones that take as
+ * many permits as came back. */
+static void holder_killed_with_nobody_waiting(void) {
+    rsem_semaphore *s = sem_new_shared(3, 3, SEM_RECOVER);
+    CHECK(s != NULL);
+    pid_t h = holder(s, 2, NULL);
+    CHECK_EQ(sem_value(s), 1);
+    kill_child(h);
+    CHECK_EQ(sem_value(s), 1); /* nothing looked yet */
+    CHECK_EQ(sem_try_acquire(s), SEM_OK);
+    /* The next failing acquire looks (scans are at most every 10 ms). */
+    int r = SEM_TIMEDOUT;
+    double t0 = now_s();
+    while (r == SEM_TIMEDOUT && now_s() - t0 < 5.0) r = sem_try_acquire(s);
+    CHECK_EQ(r, SEM_RECOVERED);
+    /* Two came back: acquires are told until two permits were taken. */
+    CHECK_EQ(sem_value(s), 1);
+    CHECK_EQ(sem_try_acquire(s), SEM_RECOVERED);
+    CHECK_EQ(sem_release_n(s, 3), SEM_OK);
+    CHECK_EQ(sem_acquire_many(s, 3, 1.0), SEM_OK);
+    CHECK_EQ(sem_release_n(s, 3), SEM_OK);
+    /* Again, with a blocking acquire of all three. */
+    h = holder(s, 3, NULL);
+    kill_child(h);
+    CHECK_EQ(sem_acquire_many(s, 3, 5.0), SEM_RECOVERED);
+    CHECK_EQ(sem_release_n(s, 3), SEM_OK);
+    CHECK_EQ(sem_acquire_many(s, 3, 1.0), SEM_OK);
+    sem_free(s);
+}
+
+/* Net permits, as SEM_UNDO: a process that released more than it took
+ * (a producer) gives nothing back, and takes nothing back, when it dies. */
+static int produce(rsem_semaphore *s, int64_t n) {
+    return sem_release_n(s, n) == SEM_OK ? 0 : 30;
+}
+
+static void producer_dies(void) {
+    rsem_semaphore *s = sem_new_shared(0, 5, SEM_RECOVER);
+    CHECK(s != NULL);
+    expect_exit_ok(fork_child(produce, s, 2)); /* exits without sem_free */
+    CHECK_EQ(sem_value(s), 2);
+    /* Make the semaphore look for dead processes: ask for more than there is. */
+    CHECK_EQ(sem_acquire_many(s, 3, 0.1), SEM_TIMEDOUT);
+    CHECK_EQ(sem_value(s), 2);
+    CHECK_EQ(sem_acquire_many(s, 2, 1.0), SEM_OK);
+    sem_free(s);
+}
+
+/* sem_free with permits held gives them back, as a death would. */
+static int take_and_free(rsem_semaphore *s, int64_t n) {
+    if (sem_acquire_many(s, n, INFINITY) != SEM_OK) return 40;
+    sem_free(s);
+    return 0;
+}
+
+static void free_gives_back(void) {
+    rsem_semaphore *s = sem_new_shared(2, 2, SEM_RECOVER);
+    CHECK(s != NULL);
+    expect_exit_ok(fork_child(take_and_free, s, 2));
+    CHECK_EQ(sem_value(s), 2);
+    CHECK_EQ(sem_acquire_many(s, 2, 1.0), SEM_RECOVERED);
+    CHECK_EQ(sem_release_n(s, 2), SEM_OK);
+    sem_free(s);
+}
+
+/* A forked child counts in a slot of its own: its death gives back what it
+ * took, not what its parent holds. */
+static void forked_child_has_its_own_slot(void) {
+    rsem_semaphore *s = sem_new_shared(3, 3, SEM_RECOVER);
+    CHECK(s != NULL);
+    CHECK_EQ(sem_acquire(s), SEM_OK); /* the parent holds 1 */
+    pid_t h = holder(s, 1, NULL);
+    kill_child(h);
+    CHECK_EQ(sem_acquire_many(s, 2, 5.0), SEM_RECOVERED); /* 1 free + 1 back */
+    CHECK_EQ(sem_acquire_many(s, 1, 0.05), SEM_TIMEDOUT); /* not the parent's */
+    CHECK_EQ(sem_release_n(s, 3), SEM_OK);
+    sem_free(s);
+}
+
+/* A process that dies while its forked child lives: the child shares none
+ * of its parent's locks, so the death shows and the permit comes back. */
+static void parent_dies_child_lives(void) {
+    rsem_semaphore *s = sem_new_shared(1, 1, SEM_RECOVER);
+    CHECK(s != NULL);
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    pid_t p = fork();
+    CHECK(p >= 0);
+    if (p == 0) {
+        alarm(60);
+        close(fds[0]);
+        if (sem_acquire(s) != SEM_OK) _exit(50);
+        pid_t c = fork(); /* the grandchild: lives on, does nothing */
+        if (c == 0) {
+            alarm(30);
+            for (;;) pause();
+        }
+        if (write(fds[1], &c, sizeof c) != (ssize_t)sizeof c) _exit(51);
+        for (;;) pause();
+    }
+    close(fds[1]);
+    pid_t grandchild = 0;
+    CHECK_EQ(read(fds[0], &grandchild, sizeof grandchild), (ssize_t)sizeof grandchild);
+    close(fds[0]);
+    kill_child(p);
+    CHECK_EQ(kill(grandchild, 0), 0); /* alive (re-parented, not ours to reap) */
+    CHECK_EQ(sem_acquire_timed(s, 5.0), SEM_RECOVERED);
+    kill(grandchild, SIGKILL);
+    CHECK_EQ(sem_release(s), SEM_OK);
+    sem_free(s);
+}
+
+/* A named one: each opener has a slot; SEM_RECOVER_SLOTS of them at once,
+ * and one more is refused until one is freed. Opened without the flag it
+ * is still in recover mode (the creator's parameters are kept). */
+static void slots_run_out_and_come_back(void) {
+    char name[64];
+    a_name(name, sizeof name, "slots");
+    sem_unlink_named(name);
+    static rsem_semaphore *h[SEM_RECOVER_SLOTS];
+    h[0] = sem_open_named(name, SEM_CREATE | SEM_EXCL, 0600, 1, 1, SEM_RECOVER);
+    CHECK(h[0] != NULL);
+    for (int i = 1; i < SEM_RECOVER_SLOTS; i++) {
+        h[i] = sem_open_named(name, 0, 0600, 0, 0, 0);
+        CHECK(h[i] != NULL);
+    }
+    errno = 0;
+    CHECK(sem_open_named(name, 0, 0600, 0, 0, 0) == NULL);
+    CHECK_EQ(errno, ENOSPC);
+    CHECK_EQ(sem_acquire(h[5]), SEM_OK);
+    sem_free(h[5]); /* gives its permit back, frees its slot */
+    h[5] = sem_open_named(name, 0, 0600, 0, 0, 0);
+    CHECK(h[5] != NULL);
+    CHECK_EQ(sem_acquire_timed(h[7], 1.0), SEM_RECOVERED);
+    CHECK_EQ(sem_release(h[9]), SEM_OK);
+    for (int i = 0; i < SEM_RECOVER_SLOTS; i++) sem_free(h[i]);
+    CHECK_EQ(sem_unlink_named(name), SEM_OK);
+}
+
+/* Many rounds: PROCS processes of THREADS threads cycle acquire/release
+ * (1 or 2 permits, some timed) on PERMITS permits; KILLS of them are
+ * killed at random points (holding, waiting, inside an update); the
+ * survivors stop. Afterwards every permit is back, exactly (the parent
+ * can take PERMITS and no more), and nobody is registered. */
+#define PROCS 5
+#define THREADS 2
+#define PERMITS 3
+#define KILLS 2
+#define ROUNDS 12
+
+struct board {
+    atomic_int stop;
+    atomic_long cycles;
+    atomic_long recovered;
+};
+
+struct cycler {
+    rsem_semaphore *sem;
+    struct board *board;
+    unsigned seed;
+};
+
+static void *cycle(void *arg) {
+    struct cycler *c = arg;
+    while (!atomic_load(&c->board->stop)) {
+        c->seed = c->seed * 1103515245u + 12345u;
+        int64_t n = 1 + (c->seed >> 16) % 2;
+        int timed = (c->seed >> 20) % 4 == 0;
+        int r = timed ? sem_acquire_many(c->sem, n, 0.0005) : sem_acquire_many(c->sem, n, 2.0);
+        if (r == SEM_TIMEDOUT) continue;
+        if (r == SEM_RECOVERED) atomic_fetch_add(&c->board->recovered, 1);
+        else if (r != SEM_OK) exit(60);
+        for (volatile int k = 0; k < 100; k++) {
+        }
+        if ((c->seed >> 24) % 4 == 0) sched_yield();
+        atomic_fetch_add(&c->board->cycles, 1);
+        if (sem_release_n(c->sem, n) != SEM_OK) exit(61);
+    }
+    return NULL;
+}
+
+static void stress_with_kills(void) {
+    struct board *board =
+        mmap(NULL, sizeof *board, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    CHECK(board != MAP_FAILED);
+    unsigned seed = (unsigned)getpid();
+    long cycles = 0, recovered = 0;
+    for (int round = 0; round < ROUNDS; round++) {
+        memset(board, 0, sizeof *board);
+        rsem_semaphore *s = sem_new_shared(PERMITS, PERMITS, SEM_RECOVER);
+        CHECK(s != NULL);
+        pid_t pids[PROCS];
+        for (int p = 0; p < PROCS; p++) {
+            pids[p] = fork();
+            CHECK(pids[p] >= 0);
+            if (pids[p] == 0) {
+                alarm(60);
+                struct cycler c[THREADS];
+                pthread_t t[THREADS];
+                for (int i = 0; i < THREADS; i++) {
+                    c[i] = (struct cycler){s, board, seed + (unsigned)(p * 7919 + i * 104729)};
+                    t[i] = spawn(cycle, &c[i]);
+                }
+                for (int i = 0; i < THREADS; i++) join(t[i]);
+                _exit(0);
+            }
+        }
+        for (int k = 0; k < KILLS; k++) {
+            seed = seed * 1103515245u + 12345u;
+            struct timespec ts = {0, (long)(1000000 + (seed >> 8) % 10000000)};
+            nanosleep(&ts, NULL);
+            kill_child(pids[k]);
+        }
+        struct timespec more = {0, 10000000};
+        nanosleep(&more, NULL);
+        atomic_store(&board->stop, 1);
+        for (int p = KILLS; p < PROCS; p++) expect_exit_ok(pids[p]);
+        /* Every permit comes back: the dead ones' are found by these
+         * acquires (no live process holds any now). */
+        int r = sem_acquire_many(s, PERMITS, 5.0);
+        CHECK(r == SEM_OK || r == SEM_RECOVERED);
+        CHECK_EQ(sem_try_acquire(s), SEM_TIMEDOUT);
+        CHECK_EQ(sem_value(s), 0);
+        CHECK_EQ(sem_waiters(s), 0);
+        cycles += atomic_load(&board->cycles);
+        recovered += atomic_load(&board->recovered);
+        sem_free(s);
+    }
+    printf("recover: %d rounds, %d of %d processes killed in each, %ld cycles, %ld acquires "
+           "told of recovered permits\n",
+           ROUNDS, KILLS, PROCS, cycles, recovered);
+    munmap(board, sizeof *board);
+}
+
+#define STEP(part)                                                             \
+    do {                                                                       \
+        fprintf(stderr, "recover: %s\n", #part);                               \
+        part();                                                                \
+    } while (0)
+
+int main(void) {
+    alarm(300);
+    STEP(bad_input);
+    STEP(every_function);
+    STEP(holder_killed_while_a_waiter_sleeps);
+    STEP(holder_killed_with_nobody_waiting);
+    STEP(producer_dies);
+    STEP(free_gives_back);
+    STEP(forked_child_has_its_own_slot);
+    STEP(parent_dies_child_lives);
+    STEP(slots_run_out_and_come_back);
+    STEP(stress_with_kills);
+    puts("recover: ok");
+    return 0;
+}
+
+#else /* not Linux: the flag fails as the functions do */
+
+int main(void) {
+    errno = 0;
+    CHECK(sem_new_shared(1, 1, SEM_RECOVER) == NULL);
+    CHECK_EQ(errno, ENOSYS);
+    puts("recover: ok (no shared semaphores here)");
+    return 0;
+}
+
+#endif

@@ -1,0 +1,681 @@
+//! Crash recovery for process-shared semaphores (`SEM_RECOVER`): the net
+//! permits a process took and did not give back return when it dies (the
+//! SysV `SEM_UNDO` rule, clamped to the semaphore's range), and the acquire
+//! that gets them is told (`SEM_RECOVERED`).
+//!
+//! # What is kept, and where
+//!
+//! Beside the semaphore in the shared mapping (`shm.rs`) a recover-mode
+//! semaphore has a `Recovery` area:
+//! - one *slot* per handle that uses it (at most [`SLOTS`]): whether it is
+//!   used, the net permits its process took through that handle (`held`,
+//!   negative for a process that released more than it took), and how many
+//!   of its threads are registered as sleepers in the word (`sleeping`,
+//!   `multi`);
+//! - a robust, process-shared, error-checking pthread mutex that every
+//!   change of the count or of the sleeper fields takes, so that the word
+//!   and a slot change together;
+//! - a *journal* of the one change in progress: the slot's image before
+//!   and after, and the word after;
+//! - `unreported`: permits given back for dead processes that no acquire
+//!   was told of yet.
+//!
+//! # The rules
+//!
+//! - A recover-mode word has `PARKED` and `HANDOFF` always set, so the
+//!   in-process fast paths always fail into the shared slow paths, and
+//!   these come here: no count changes without the mutex (a shutdown sets
+//!   `CLOSED | CLOSING` without it; they are ignored where words are
+//!   compared).
+//! - A change, under the mutex: write the journal (slot, images, word
+//!   after), mark it active, compare-and-swap the word, write the slot,
+//!   mark the journal inactive. A process killed anywhere in that leaves
+//!   the mutex to the kernel's robust-futex handling: the next locker gets
+//!   `EOWNERDEAD`, finds the journal active and completes or undoes the slot
+//!   by whether the word is the one the journal says it became (only the
+//!   mutex's holder changes it, so it is either the word before or after);
+//!   then marks the mutex consistent. Repairing writes whole images, so a
+//!   repairer killed in turn leaves the same repair to the next locker.
+//! - Death is proven by open-file-description locks (`F_OFD_SETLK`): each
+//!   handle holds a write lock on byte `k` of the semaphore's file for its
+//!   slot `k`, through a description of its own. The kernel drops the lock
+//!   only when the last descriptor of that description closes, that is
+//!   when its process has exited or was killed (or freed the handle, which
+//!   frees the slot first). So a used slot whose byte is not locked belongs
+//!   to a process that is gone: not guessed from a PID (reuse, namespaces)
+//!   or from silence (a slow process keeps its lock).
+//! - A `fork()`ed child shares its parent's descriptions; the child handler
+//!   (`shm::reopen_after_fork`) gives each recover-mode handle a description
+//!   of its own (reopening `/proc/self/fd/N`) and no slot; the child takes
+//!   one the first time it uses the handle. Descriptors are close-on-exec.
+//! - Dead slots are looked for (an `F_OFD_GETLK` per used slot) by an
+//!   acquire that finds too few permits, at most once per [`SCAN_EVERY`]
+//!   across all processes, and by every sleeper when it looks at the word
+//!   again after `RECHECK` (1 s). A dead slot's positive `held` goes back
+//!   to the count (clamped to `max`), its sleeper registrations leave the
+//!   word, and sleepers are woken for the permits: within about a second
+//!   of a death, with no live process doing anything special.
+//! - `sem_free` of a recover-mode handle gives its slot's permits back the
+//!   same way, then closes its descriptor.
+//!
+//! What this costs: every operation on a recover-mode semaphore takes the
+//! mutex (no system call while it is free), and `sem_release` is then not
+//! async-signal-safe: a release from a signal handler that interrupted
+//! this thread inside a call on the same semaphore returns `SEM_EBUSY`
+//! instead of deadlocking.
+
+use core::cell::{Cell, UnsafeCell};
+use core::ffi::c_int;
+use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64};
+use std::time::{Duration, Instant};
+
+use crate::deadline::Wait;
+use crate::semaphore::{CLOSED, Semaphore};
+use crate::shared::{CLOSING, COUNT, MULTI, MULTIS, SHARED_COUNT_MAX, SLEEPER, SLEEPERS};
+use crate::shm::Owner;
+use crate::status::{AcquireError, ReleaseError};
+
+/// How many handles (processes, usually) may use one recover-mode
+/// semaphore at a time.
+pub(crate) const SLOTS: usize = crate::status::SEM_RECOVER_SLOTS as usize;
+
+/// Dead slots are looked for at most this often (all processes together)
+/// by acquires that find too few permits; sleepers look every `RECHECK`.
+pub(crate) const SCAN_EVERY: Duration = Duration::from_millis(10);
+
+/// What a slot says (a copy of it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Image {
+    /// 1 while a handle owns the slot.
+    pub used: u32,
+    /// Its threads registered as sleepers in the word.
+    pub sleeping: u32,
+    /// Those of them that want more than one permit.
+    pub multi: u32,
+    /// Net permits taken through the handle.
+    pub held: i64,
+}
+
+/// A slot, as the shared memory holds it. (Atomics, accessed `Relaxed`
+/// under the mutex, which orders them: plain integers would be data races
+/// in the language's eyes if a peer wrote them outside it.)
+#[repr(C)]
+struct Slot {
+    used: AtomicU32,
+    sleeping: AtomicU32,
+    multi: AtomicU32,
+    _pad: AtomicU32,
+    held: AtomicI64,
+}
+
+impl Slot {
+    fn get(&self) -> Image {
+        Image {
+            used: self.used.load(Relaxed),
+            sleeping: self.sleeping.load(Relaxed),
+            multi: self.multi.load(Relaxed),
+            held: self.held.load(Relaxed),
+        }
+    }
+
+    fn set(&self, image: Image) {
+        self.used.store(image.used, Relaxed);
+        self.sleeping.store(image.sleeping, Relaxed);
+        self.multi.store(image.multi, Relaxed);
+        self.held.store(image.held, Relaxed);
+    }
+}
+
+/// The change in progress (see the module docs).
+#[repr(C)]
+struct Journal {
+    active: AtomicU32,
+    slot: AtomicU32,
+    word_after: AtomicU64,
+    unreported_before: AtomicU64,
+    unreported_after: AtomicU64,
+    before: Slot,
+    after: Slot,
+}
+
+/// The recovery area of a shared mapping (all zeros: not recover mode).
+#[repr(C)]
+pub(crate) struct Recovery {
+    /// 1 for a recover-mode semaphore (written by its creator).
+    enabled: AtomicU32,
+    _pad: AtomicU32,
+    mutex: UnsafeCell<libc::pthread_mutex_t>,
+    unreported: AtomicU64,
+    /// When (`sem_clock_ns`) the slots were last looked at for dead owners.
+    scanned_at: AtomicU64,
+    journal: Journal,
+    slots: [Slot; SLOTS],
+}
+
+// SAFETY: the mutex is a process-shared pthread mutex, made for use by many
+// threads at once; everything else is atomics.
+unsafe impl Sync for Recovery {}
+
+/// A change to make under the mutex: from the word, the slot's image and
+/// `unreported`, the new three; `None`: nothing to change.
+type Change<'a> = &'a dyn Fn(u64, Image, u64) -> Option<(u64, Image, u64)>;
+
+/// The word without the bits a shutdown sets outside the mutex.
+fn masked(s: u64) -> u64 {
+    s & !(CLOSED | CLOSING)
+}
+
+/// The sleeper fields of `sleeping` threads, `multi` of which want more
+/// than one permit.
+fn registrations(sleeping: u32, multi: u32) -> u64 {
+    u64::from(sleeping) * SLEEPER + u64::from(multi) * MULTI
+}
+
+impl Recovery {
+    /// Makes the area of a new recover-mode semaphore (memory all zeros,
+    /// seen by nobody else yet). Returns an errno if the mutex cannot be
+    /// made.
+    ///
+    /// # Safety
+    /// `p` is valid for writes of a `Recovery`, aligned, all zeros, and
+    /// unseen by other threads and processes until this returns.
+    pub(crate) unsafe fn init(p: *mut Recovery) -> Result<(), c_int> {
+        // SAFETY: by the contract; the attribute object lives on this stack
+        // across the calls that use it, and is destroyed after.
+        unsafe {
+            let mut attr: libc::pthread_mutexattr_t = core::mem::zeroed();
+            let mut rc = libc::pthread_mutexattr_init(&mut attr);
+            if rc != 0 {
+                return Err(rc);
+            }
+            for set in [
+                libc::pthread_mutexattr_setpshared(&mut attr, libc::PTHREAD_PROCESS_SHARED),
+                libc::pthread_mutexattr_setrobust(&mut attr, libc::PTHREAD_MUTEX_ROBUST),
+                libc::pthread_mutexattr_settype(&mut attr, libc::PTHREAD_MUTEX_ERRORCHECK),
+            ] {
+                if rc == 0 {
+                    rc = set;
+                }
+            }
+            if rc == 0 {
+                rc = libc::pthread_mutex_init(UnsafeCell::raw_get(&raw const (*p).mutex), &attr);
+            }
+            libc::pthread_mutexattr_destroy(&mut attr);
+            if rc != 0 {
+                return Err(rc);
+            }
+            (*p).enabled.store(1, Release);
+        }
+        Ok(())
+    }
+
+    /// Whether this is a recover-mode semaphore's area.
+    pub(crate) fn enabled(&self) -> bool {
+        self.enabled.load(Acquire) == 1
+    }
+
+    /// Takes the mutex, repairing what a holder killed inside it left.
+    /// `Err(Busy)`: this thread holds it already (a call from a signal
+    /// handler that interrupted one on this semaphore), or the memory no
+    /// longer holds a usable mutex.
+    fn lock<'a>(&'a self, sem: &Semaphore) -> Result<Locked<'a>, Busy> {
+        // SAFETY: the mutex was made by `init` (`enabled`), in memory that
+        // stays mapped while `sem` is in use.
+        let rc = unsafe { libc::pthread_mutex_lock(self.mutex.get()) };
+        match rc {
+            0 => {}
+            libc::EOWNERDEAD => {
+                self.repair(sem);
+                // SAFETY: this thread holds the mutex (EOWNERDEAD).
+                unsafe { libc::pthread_mutex_consistent(self.mutex.get()) };
+            }
+            _ => return Err(Busy),
+        }
+        // A journal left active by a holder that died (the kernel reports
+        // that once, with EOWNERDEAD; repairing on every lock also covers
+        // a repairer that died before marking the mutex consistent).
+        self.repair(sem);
+        Ok(Locked { recovery: self })
+    }
+
+    /// Completes or undoes the journal's change, if one is in progress.
+    fn repair(&self, sem: &Semaphore) {
+        let j = &self.journal;
+        if j.active.load(Acquire) == 0 {
+            return;
+        }
+        let Some(slot) = self.slots.get(j.slot.load(Relaxed) as usize) else {
+            j.active.store(0, Release);
+            return;
+        };
+        let done = masked(sem.state.load(Acquire)) == masked(j.word_after.load(Relaxed));
+        if done {
+            slot.set(j.after.get());
+            self.unreported
+                .store(j.unreported_after.load(Relaxed), Relaxed);
+        } else {
+            slot.set(j.before.get());
+            self.unreported
+                .store(j.unreported_before.load(Relaxed), Relaxed);
+        }
+        j.active.store(0, Release);
+    }
+
+    /// Under the mutex: makes `change` to the word and slot `k` together
+    /// (see the rules). Returns the word it replaced, or `None` if `change`
+    /// found nothing to do.
+    fn commit(&self, sem: &Semaphore, k: usize, change: Change) -> Option<u64> {
+        let slot = &self.slots[k];
+        loop {
+            let s = sem.state.load(Acquire);
+            let before = slot.get();
+            let unreported = self.unreported.load(Relaxed);
+            let (word, after, unreported_after) = change(s, before, unreported)?;
+            if masked(word) == masked(s) {
+                // Only the slot changes: nothing to tie to the word. (A
+                // process killed half-way leaves a slot that is its own,
+                // or free, and that a scan settles.)
+                slot.set(after);
+                self.unreported.store(unreported_after, Relaxed);
+                return Some(s);
+            }
+            self.begin(k, word, (before, after), (unreported, unreported_after));
+            // AcqRel: taking permits is Acquire and adding them Release, as
+            // on every path.
+            if sem
+                .state
+                .compare_exchange(s, word, AcqRel, Acquire)
+                .is_err()
+            {
+                // A shutdown came (the only change made without the mutex).
+                self.journal.active.store(0, Release);
+                continue;
+            }
+            self.finish(k, after, unreported_after);
+            return Some(s);
+        }
+    }
+
+    /// `commit`'s first step: the journal of a change of slot `k` (images
+    /// before and after) and `unreported` that goes with the word becoming
+    /// `word`, marked active.
+    fn begin(&self, k: usize, word: u64, images: (Image, Image), unreported: (u64, u64)) {
+        let j = &self.journal;
+        j.slot.store(k as u32, Relaxed);
+        j.word_after.store(word, Relaxed);
+        j.unreported_before.store(unreported.0, Relaxed);
+        j.unreported_after.store(unreported.1, Relaxed);
+        j.before.set(images.0);
+        j.after.set(images.1);
+        j.active.store(1, Release);
+    }
+
+    /// `commit`'s last step, once the word changed: the slot and
+    /// `unreported` as the journal says, and the journal done.
+    fn finish(&self, k: usize, after: Image, unreported: u64) {
+        self.slots[k].set(after);
+        self.unreported.store(unreported, Relaxed);
+        self.journal.active.store(0, Release);
+    }
+
+    /// Under the mutex: gives back what slot `k` holds (its owner is dead,
+    /// or freed its handle) and frees it. Returns the permits given.
+    fn reclaim(&self, sem: &Semaphore, k: usize) -> u64 {
+        let max = sem.params.max.min(SHARED_COUNT_MAX);
+        let given = Cell::new(0);
+        self.commit(sem, k, &|s, image, unreported| {
+            let room = max.saturating_sub(s & COUNT);
+            let back = u64::try_from(image.held.max(0)).unwrap_or(0).min(room);
+            given.set(back);
+            // (Saturating: the fields are in memory peers can write.)
+            let regs = registrations(image.sleeping, image.multi);
+            let word = if s & SLEEPERS >= u64::from(image.sleeping) * SLEEPER
+                && s & MULTIS >= u64::from(image.multi) * MULTI
+            {
+                s - regs + back
+            } else {
+                (s & !(SLEEPERS | MULTIS)) + back
+            };
+            Some((word, Image::default(), unreported.saturating_add(back)))
+        });
+        given.get()
+    }
+
+    /// Under the mutex: whether the owner of used slot `k` is gone, as the
+    /// kernel's lock table says (asked through `fd`, a description of this
+    /// process's own). An error is not proof: false.
+    fn dead(fd: c_int, k: usize) -> bool {
+        let mut probe = flock_of(libc::F_WRLCK as i16, k);
+        // SAFETY: `probe` is a valid `flock` that F_OFD_GETLK fills in.
+        let rc = unsafe { libc::fcntl(fd, libc::F_OFD_GETLK, &mut probe) };
+        rc == 0 && probe.l_type == libc::F_UNLCK as i16
+    }
+
+    /// Under the mutex: looks for dead slots (at most once per
+    /// `SCAN_EVERY` unless `force`) and gives their permits back.
+    /// Returns the permits given.
+    fn scan(&self, sem: &Semaphore, fd: c_int, mine: Option<usize>, force: bool) -> u64 {
+        let now = u64::try_from(crate::deadline::clock_ns()).unwrap_or(0);
+        let last = self.scanned_at.load(Relaxed);
+        if !force && now.saturating_sub(last) < SCAN_EVERY.as_nanos() as u64 {
+            return 0;
+        }
+        self.scanned_at.store(now, Relaxed);
+        let mut given = 0;
+        for k in 0..SLOTS {
+            if Some(k) != mine && self.slots[k].used.load(Relaxed) != 0 && Self::dead(fd, k) {
+                given += self.reclaim(sem, k);
+            }
+        }
+        given
+    }
+
+    /// Under the mutex: the handle's slot, taken now if it has none yet
+    /// (a new handle, or one inherited by a forked child). `ENOSPC` if every
+    /// slot is used by a live handle.
+    fn slot(&self, sem: &Semaphore, owner: &Owner) -> Result<usize, Busy> {
+        if let Some(k) = owner.slot() {
+            return Ok(k);
+        }
+        let fd = owner.fd();
+        for round in 0..2 {
+            for k in 0..SLOTS {
+                if self.slots[k].used.load(Relaxed) == 0 && lock_byte(fd, k) {
+                    self.slots[k].set(Image {
+                        used: 1,
+                        ..Image::default()
+                    });
+                    owner.set_slot(k);
+                    return Ok(k);
+                }
+            }
+            if round == 0 {
+                self.scan(sem, fd, None, true);
+            }
+        }
+        Err(Busy)
+    }
+}
+
+/// The mutex could not be taken, or the handle has no slot.
+#[derive(Debug)]
+pub(crate) struct Busy;
+
+/// The mutex, held; released on drop.
+struct Locked<'a> {
+    recovery: &'a Recovery,
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        // SAFETY: this thread took the mutex in `lock`.
+        unsafe { libc::pthread_mutex_unlock(self.recovery.mutex.get()) };
+    }
+}
+
+/// A lock description of byte `k` of the file.
+fn flock_of(kind: i16, k: usize) -> libc::flock {
+    // SAFETY: all-zero is a valid `flock` (F_OFD_* want `l_pid` 0).
+    let mut f: libc::flock = unsafe { core::mem::zeroed() };
+    f.l_type = kind;
+    f.l_whence = libc::SEEK_SET as i16;
+    f.l_start = k as libc::off_t;
+    f.l_len = 1;
+    f
+}
+
+/// Takes the open-file-description write lock on byte `k` through `fd`,
+/// without waiting; whether it did.
+fn lock_byte(fd: c_int, k: usize) -> bool {
+    let lock = flock_of(libc::F_WRLCK as i16, k);
+    // SAFETY: `lock` is a valid `flock`.
+    unsafe { libc::fcntl(fd, libc::F_OFD_SETLK, &lock) == 0 }
+}
+
+impl Semaphore {
+    /// `try_acquire` of a recover-mode semaphore.
+    pub(crate) fn recover_try(&self, owner: &Owner, n: u64) -> Result<(), AcquireError> {
+        self.recover_acquire(owner, n, Wait::Never)
+    }
+
+    /// `acquire_slow` of a recover-mode semaphore: as `shared_acquire`,
+    /// with every change of the word made under the mutex with the slot's.
+    pub(crate) fn recover_acquire(
+        &self,
+        owner: &Owner,
+        n: u64,
+        wait: Wait,
+    ) -> Result<(), AcquireError> {
+        let r = owner.recovery();
+        let deadline = match wait {
+            Wait::Until(at) => Some(at),
+            _ => None,
+        };
+        if wait != Wait::Never {
+            self.spin(|s| {
+                if s & CLOSED != 0 || s & COUNT >= n {
+                    Some(true)
+                } else if s & SLEEPERS != 0 {
+                    Some(false)
+                } else {
+                    None
+                }
+            });
+        }
+        let multi = if n > 1 { MULTI } else { 0 };
+        let mut registered = false;
+        let told = Cell::new(false);
+        loop {
+            let locked = r.lock(self).map_err(|_| AcquireError::Busy)?;
+            let Ok(k) = r.slot(self, owner) else {
+                return Err(AcquireError::Busy);
+            };
+            // Take the permits (and leave the sleepers) in one change.
+            let took = r.commit(self, k, &|s, mut image, unreported| {
+                if s & CLOSED != 0 || s & COUNT < n {
+                    return None;
+                }
+                image.held = image.held.saturating_add(n as i64);
+                let mut word = s - n;
+                if registered {
+                    word -= SLEEPER + multi;
+                    image.sleeping = image.sleeping.saturating_sub(1);
+                    image.multi = image.multi.saturating_sub(u32::from(n > 1));
+                }
+                // Told if any came back from a dead process.
+                told.set(unreported > 0);
+                Some((word, image, unreported.saturating_sub(n)))
+            });
+            if took.is_some() {
+                drop(locked);
+                return match told.get() {
+                    true => Err(AcquireError::Recovered),
+                    false => Ok(()),
+                };
+            }
+            let s = self.state.load(Acquire);
+            let give_up = if s & CLOSED != 0 {
+                Some(AcquireError::Closed)
+            } else if deadline.is_some_and(|at| Instant::now() >= at) {
+                Some(AcquireError::TimedOut)
+            } else {
+                None
+            };
+            if let Some(e) = give_up {
+                if registered {
+                    r.commit(self, k, &|s, mut image, unreported| {
+                        image.sleeping = image.sleeping.saturating_sub(1);
+                        image.multi = image.multi.saturating_sub(u32::from(n > 1));
+                        Some((s.wrapping_sub(SLEEPER + multi), image, unreported))
+                    });
+                }
+                return Err(e);
+            }
+            // Too few permits: a dead process may hold some.
+            if r.scan(self, owner.fd(), Some(k), false) > 0 {
+                drop(locked);
+                self.wake_all_sleepers();
+                continue;
+            }
+            if wait == Wait::Never {
+                return Err(AcquireError::TimedOut);
+            }
+            if !registered {
+                let full = s & SLEEPERS == SLEEPERS || (n > 1 && s & MULTIS == MULTIS);
+                if !full {
+                    r.commit(self, k, &|s, mut image, unreported| {
+                        image.sleeping = image.sleeping.saturating_add(1);
+                        image.multi = image.multi.saturating_add(u32::from(n > 1));
+                        Some((s + SLEEPER + multi, image, unreported))
+                    });
+                    registered = true;
+                }
+            }
+            let s = self.state.load(Acquire);
+            drop(locked);
+            if s & CLOSED == 0 && s & COUNT < n {
+                self.sleep_on_word(s, n, registered, deadline);
+            }
+        }
+    }
+
+    /// `release_slow` of a recover-mode semaphore.
+    pub(crate) fn recover_release(&self, owner: &Owner, n: u64) -> Result<(), ReleaseError> {
+        let r = owner.recovery();
+        let max = self.params.max.min(SHARED_COUNT_MAX);
+        let locked = r.lock(self).map_err(|_| ReleaseError::Busy)?;
+        let k = r.slot(self, owner).map_err(|_| ReleaseError::Busy)?;
+        let added = r.commit(self, k, &|s, mut image, unreported| {
+            if n > max.saturating_sub(s & COUNT) {
+                return None;
+            }
+            image.held = image.held.saturating_sub(n as i64);
+            Some((s + n, image, unreported))
+        });
+        drop(locked);
+        match added {
+            None => Err(ReleaseError::Overflow),
+            Some(s) => {
+                if s & SLEEPERS != 0 {
+                    self.wake_sleepers(s, n);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// `drain` of a recover-mode semaphore (0 if the mutex cannot be taken).
+    pub(crate) fn recover_drain(&self, owner: &Owner) -> u64 {
+        let r = owner.recovery();
+        let Ok(locked) = r.lock(self) else { return 0 };
+        let Ok(k) = r.slot(self, owner) else { return 0 };
+        let taken = r.commit(self, k, &|s, mut image, unreported| {
+            let count = s & COUNT;
+            if s & CLOSED != 0 || count == 0 {
+                return None;
+            }
+            image.held = image.held.saturating_add(count as i64);
+            Some((s - count, image, unreported.saturating_sub(count)))
+        });
+        drop(locked);
+        taken.map_or(0, |s| s & COUNT)
+    }
+
+    /// When a recover-mode handle is made: takes its slot. False if every
+    /// slot is used by a live handle.
+    pub(crate) fn recover_join(&self, owner: &Owner) -> bool {
+        let r = owner.recovery();
+        let Ok(locked) = r.lock(self) else {
+            return false;
+        };
+        let joined = r.slot(self, owner).is_ok();
+        drop(locked);
+        joined
+    }
+
+    /// When a recover-mode handle is freed: gives its slot's permits back
+    /// (as if its process died) and frees the slot. The caller then closes
+    /// the descriptor and unmaps.
+    pub(crate) fn recover_leave(&self, owner: &Owner) {
+        let r = owner.recovery();
+        let Some(k) = owner.slot() else { return };
+        let Ok(locked) = r.lock(self) else { return };
+        let given = r.reclaim(self, k);
+        drop(locked);
+        if given > 0 {
+            self.wake_all_sleepers();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shm;
+
+    /// A new anonymous recover-mode semaphore (never freed: tests are
+    /// short processes).
+    fn recover_sem(value: u64, max: u64) -> &'static Semaphore {
+        let p = shm::create_anonymous(value, max, true).unwrap();
+        // SAFETY: a live mapping that is never unmapped.
+        unsafe { &*p }
+    }
+
+    /// A thread takes the mutex, starts a change that takes one permit
+    /// (the journal, and the word's compare-and-swap if `swapped`), and
+    /// exits holding the mutex, as a process killed there would leave it
+    /// (robust mutexes see a thread's exit as its owner's death). Returns
+    /// the slot it used.
+    fn die_inside_a_change(sem: &'static Semaphore, swapped: bool) -> usize {
+        std::thread::spawn(move || {
+            let owner = shm::owner(sem).unwrap();
+            let r = owner.recovery();
+            let locked = r.lock(sem).unwrap();
+            let k = r.slot(sem, &owner).unwrap();
+            let s = sem.state.load(Relaxed);
+            let before = r.slots[k].get();
+            let after = Image {
+                held: before.held + 1,
+                ..before
+            };
+            r.begin(k, s - 1, (before, after), (0, 0));
+            if swapped {
+                sem.state.store(s - 1, Relaxed);
+            }
+            core::mem::forget(locked);
+            k
+        })
+        .join()
+        .unwrap()
+    }
+
+    #[test]
+    fn a_change_cut_after_the_word_is_completed() {
+        let sem = recover_sem(2, 2);
+        let k = die_inside_a_change(sem, true);
+        let owner = shm::owner(sem).unwrap();
+        let r = owner.recovery();
+        // The next locker repairs: the slot holds the permit the word lost.
+        drop(r.lock(sem).unwrap());
+        assert_eq!(r.slots[k].get().held, 1);
+        assert_eq!(sem.state.load(Relaxed) & COUNT, 1);
+        // So giving that slot back restores the count exactly.
+        let locked = r.lock(sem).unwrap();
+        assert_eq!(r.reclaim(sem, k), 1);
+        drop(locked);
+        assert_eq!(sem.state.load(Relaxed) & COUNT, 2);
+    }
+
+    #[test]
+    fn a_change_cut_before_the_word_is_undone() {
+        let sem = recover_sem(2, 2);
+        let k = die_inside_a_change(sem, false);
+        let owner = shm::owner(sem).unwrap();
+        let r = owner.recovery();
+        drop(r.lock(sem).unwrap());
+        assert_eq!(r.slots[k].get().held, 0);
+        assert_eq!(sem.state.load(Relaxed) & COUNT, 2);
+        assert_eq!(r.journal.active.load(Relaxed), 0);
+    }
+}
