@@ -182,3 +182,70 @@ def test_it_cannot_be_awaited():
     with pytest.raises(NotImplementedError):
         asyncio.run(main())
     assert s.value == 1
+
+
+def test_recover_gives_a_dead_holders_permits_back():
+    s = rsem.SharedSemaphore(value=2, recover=True)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            s.acquire_many(2)
+            os.write(w, b"h")
+            time.sleep(60)
+        finally:
+            os._exit(1)
+    os.close(w)
+    assert os.read(r, 1) == b"h"
+    os.close(r)
+    assert not s.acquire(timeout=0.05)  # the holder lives: nothing comes back
+    os.kill(pid, signal.SIGKILL)
+    assert wait_child(pid) == -signal.SIGKILL
+    got = s.acquire_many(2, timeout=5)
+    assert got is rsem.RECOVERED and got and repr(got) == "rsem.RECOVERED"
+    s.release(2)
+    assert s.acquire() is True  # told once
+    s.release()
+    assert rsem.SharedSemaphore(value=1).acquire() is True  # without recover: True
+
+
+def hold_until_killed(sem, path):
+    """A pool task that takes the permit and never gives it back."""
+    sem.acquire()
+    with open(path, "w") as f:
+        f.write(str(os.getpid()))
+    time.sleep(60)
+
+
+def use(sem):
+    """A pool task: takes the permit (telling whether it came back from a
+    dead process) and gives it back."""
+    got = sem.acquire(timeout=20)
+    if not got:
+        return "timeout"
+    sem.release()
+    return "recovered" if got is rsem.RECOVERED else "ok"
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_a_pool_worker_killed_while_holding_does_not_stop_the_pool(method, tmp_path):
+    named = method == "spawn"
+    name = a_name() if named else None
+    sem = rsem.SharedSemaphore(name, 1, recover=True)
+    path = tmp_path / "holder"
+    pool = mp.get_context(method).Pool(2)
+    try:
+        pool.apply_async(hold_until_killed, (sem, str(path)))
+        eventually(lambda: path.exists() and path.read_text() != "")
+        results = [pool.apply_async(use, (sem,)) for _ in range(6)]
+        os.kill(int(path.read_text()), signal.SIGKILL)
+        outcomes = sorted(r.get(timeout=30) for r in results)
+        # The pool replaced the dead worker and every task got the permit;
+        # the first to take it was told it came back from a dead process.
+        assert outcomes == ["ok"] * 5 + ["recovered"], outcomes
+        assert sem.value == 1
+    finally:
+        pool.terminate()
+        pool.join()
+        if named:
+            sem.unlink()

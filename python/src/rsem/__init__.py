@@ -28,9 +28,10 @@ from asyncio import get_running_loop as _get_running_loop
 from asyncio.events import _get_running_loop as _running_loop_or_none
 
 from . import _rsem
-from ._rsem import ClosedError, COUNT_MAX
+from ._rsem import ClosedError, COUNT_MAX, RECOVERED
 
-__all__ = ["Semaphore", "BoundedSemaphore", "SharedSemaphore", "ClosedError", "COUNT_MAX"]
+__all__ = ["Semaphore", "BoundedSemaphore", "SharedSemaphore", "ClosedError", "COUNT_MAX",
+           "RECOVERED"]
 __version__ = "0.1.0"
 
 _FOREVER = (1 << 63) - 1
@@ -127,7 +128,7 @@ def _inherited(token):
 
 class SharedSemaphore(_rsem.SharedSemaphore):
     """SharedSemaphore(name=None, value=1, *, bounded=False, create=True,
-    exclusive=False, mode=0o600)
+    exclusive=False, mode=0o600, recover=False)
 
     A semaphore shared between processes, with threading.Semaphore's
     methods (acquire, release, with) and rsem's (acquire_many, value,
@@ -143,8 +144,14 @@ class SharedSemaphore(_rsem.SharedSemaphore):
     name. Pickled, a named one reopens by name; an anonymous one is found
     again in forked processes.
 
-    Linux only (OSError ENOSYS elsewhere). The value is at most 2**31 - 1.
-    Permits held by a process that dies are not given back (yet)."""
+    recover=True (when it is created): the permits a process took and did
+    not give back return when it dies (killed, crashed or exited; at most
+    128 processes use it at once); sleepers get them within about a second,
+    and an acquire that takes them returns rsem.RECOVERED (true) instead of
+    True: whatever they protected may need repair. Without it, permits held
+    by a process that dies are lost, as with multiprocessing.Semaphore.
+
+    Linux only (OSError ENOSYS elsewhere). The value is at most 2**31 - 1."""
 
     __slots__ = ("_token", "__weakref__")
 

@@ -161,18 +161,55 @@ static int make(SemObject *self, PyObject *args, PyObject *kwds, int bounded) {
 
 static PyObject *status_error(int status);
 
+/* rsem.RECOVERED: what an acquire returns instead of True when some of the
+ * permits it took came back from a process that died holding them (a
+ * SharedSemaphore made with recover=True). True in a boolean context. */
+static PyObject *Recovered;
+
+static int recovered_bool(PyObject *o) {
+    (void)o;
+    return 1;
+}
+
+static PyObject *recovered_repr(PyObject *o) {
+    (void)o;
+    return PyUnicode_FromString("rsem.RECOVERED");
+}
+
+static PyNumberMethods RecoveredNumber = {.nb_bool = recovered_bool};
+
+static PyTypeObject RecoveredType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "rsem.Recovered",
+    .tp_basicsize = sizeof(PyObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_repr = recovered_repr,
+    .tp_as_number = &RecoveredNumber,
+    .tp_doc = "The type of rsem.RECOVERED (true: the permits were acquired, and some "
+              "came back from a process that died holding them).",
+};
+
+/* For a status that means the permits were taken: returns True, or
+ * rsem.RECOVERED. */
+#define RETURN_IF_ACQUIRED(status)                                             \
+    do {                                                                       \
+        if ((status) == SEM_OK) Py_RETURN_TRUE;                                \
+        if ((status) == SEM_RECOVERED) return Py_NewRef(Recovered);            \
+    } while (0)
+
 /* SharedSemaphore(name=None, value=1, *, bounded=False, create=True,
- * exclusive=False, mode=0o600, fifo=False): a process-shared semaphore,
- * anonymous (inherited by forked children) or named. */
+ * exclusive=False, mode=0o600, fifo=False, recover=False): a process-shared
+ * semaphore, anonymous (inherited by forked children) or named. */
 static int SharedSemaphore_init(SemObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"name", "value", "bounded", "create", "exclusive", "mode", "fifo", NULL};
+    static char *kwlist[] = {"name",      "value", "bounded", "create", "exclusive",
+                             "mode",      "fifo",  "recover", NULL};
     PyObject *name = Py_None;
     long long value = 1;
-    int bounded = 0, create = 1, exclusive = 0, fifo = 0;
+    int bounded = 0, create = 1, exclusive = 0, fifo = 0, recover = 0;
     unsigned int mode = 0600;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OL$pppIp", kwlist, &name, &value, &bounded,
-                                     &create, &exclusive, &mode, &fifo))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OL$pppIpp", kwlist, &name, &value, &bounded,
+                                     &create, &exclusive, &mode, &fifo, &recover))
         return -1;
+    uint32_t flags = recover ? SEM_RECOVER : 0;
     if (self->sem != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "a SharedSemaphore cannot be re-initialized");
         return -1;
@@ -198,7 +235,7 @@ static int SharedSemaphore_init(SemObject *self, PyObject *args, PyObject *kwds)
     int64_t max = bounded ? value : SEM_SHARED_MAX;
     rsem_semaphore *sem;
     if (name == Py_None) {
-        sem = sem_new_shared(value, max, 0);
+        sem = sem_new_shared(value, max, flags);
     } else {
         if (!PyUnicode_Check(name)) {
             PyErr_SetString(PyExc_TypeError, "name must be a str or None");
@@ -212,7 +249,7 @@ static int SharedSemaphore_init(SemObject *self, PyObject *args, PyObject *kwds)
             return -1;
         }
         uint32_t oflag = (create ? SEM_CREATE : 0) | (exclusive ? SEM_EXCL : 0);
-        sem = sem_open_named(utf8, oflag, mode, value, max, 0);
+        sem = sem_open_named(utf8, oflag, mode, value, max, flags);
     }
     if (sem == NULL) {
         if (errno == EINVAL && name != Py_None)
@@ -278,6 +315,10 @@ static int ready(SemObject *self) {
 static PyObject *status_error(int status) {
     if (status == SEM_ECLOSED)
         PyErr_SetString(ClosedError, "semaphore was shut down");
+    else if (status == SEM_EBUSY)
+        PyErr_SetString(PyExc_RuntimeError,
+                        "semaphore busy: its lock is held by this thread (a signal handler?), "
+                        "or this process has no slot in it (SEM_RECOVER_SLOTS handles at once)");
     else if (status == SEM_ENOTSUP)
         PyErr_SetString(PyExc_NotImplementedError,
                         "a SharedSemaphore cannot be awaited (no async acquire across processes)");
@@ -308,7 +349,7 @@ static PyObject *acquire_n(SemObject *self, int64_t n, int blocking, PyObject *t
      * (SEM_EINVAL), threading waits in vain; so do we. */
     int never = sem_max(self->sem) == 0;
     int status = never ? SEM_TIMEDOUT : sem_acquire_many(self->sem, n, 0.0);
-    if (status == SEM_OK) Py_RETURN_TRUE;
+    RETURN_IF_ACQUIRED(status);
     if (status != SEM_TIMEDOUT) return status_error(status);
     if (!blocking || (timeout_obj != Py_None && timeout <= 0)) Py_RETURN_FALSE;
 
@@ -341,7 +382,7 @@ static PyObject *acquire_n(SemObject *self, int64_t n, int blocking, PyObject *t
         status = sem_acquire_until(self->sem, n, brief);
         Py_END_ALLOW_THREADS
         self->busy--;
-        if (status == SEM_OK) Py_RETURN_TRUE;
+        RETURN_IF_ACQUIRED(status);
         if (status != SEM_TIMEDOUT) return status_error(status);
         if (brief == deadline) Py_RETURN_FALSE;
     }
@@ -356,7 +397,7 @@ static PyObject *acquire_n(SemObject *self, int64_t n, int blocking, PyObject *t
             status = sem_acquire_until(self->sem, n, slice);
             Py_END_ALLOW_THREADS
             self->busy--;
-            if (status == SEM_OK) Py_RETURN_TRUE;
+            RETURN_IF_ACQUIRED(status);
             if (status != SEM_TIMEDOUT) return status_error(status);
             if (slice == deadline) Py_RETURN_FALSE;
             if (PyErr_CheckSignals() < 0) return NULL;
@@ -419,8 +460,10 @@ static int parse_blocking_timeout(PyObject *const *args, Py_ssize_t nargs, PyObj
 static PyObject *Sem_acquire(SemObject *self, PyObject *const *args, Py_ssize_t nargs,
                              PyObject *kwnames) {
     /* The common case, acquire() with no arguments, skips all parsing. */
-    if (nargs == 0 && kwnames == NULL && self->sem != NULL && sem_try_acquire(self->sem) == SEM_OK)
-        Py_RETURN_TRUE;
+    if (nargs == 0 && kwnames == NULL && self->sem != NULL) {
+        int status = sem_try_acquire(self->sem);
+        RETURN_IF_ACQUIRED(status);
+    }
     int blocking;
     PyObject *timeout;
     if (parse_blocking_timeout(args, nargs, kwnames, 0, &blocking, &timeout) < 0) return NULL;
@@ -759,7 +802,7 @@ static PyObject *submit(SemObject *self, long long n, long long deadline) {
     }
     /* Free now: nothing to allocate (the common case of `async with`). */
     int now = n == 1 ? sem_try_acquire(self->sem) : sem_acquire_many(self->sem, n, 0.0);
-    if (now == SEM_OK) Py_RETURN_TRUE;
+    RETURN_IF_ACQUIRED(now);
     if (now == SEM_ECLOSED) return status_error(now);
     PyObject *loop;
     NotifierObject *nt;
@@ -1311,7 +1354,7 @@ PyMODINIT_FUNC PyInit__rsem(void) {
     BoundedSemaphoreType.tp_base = &SemaphoreType;
     SharedSemaphoreType.tp_base = &SemaphoreType;
     if (PyType_Ready(&SemaphoreType) < 0 || PyType_Ready(&BoundedSemaphoreType) < 0 ||
-        PyType_Ready(&SharedSemaphoreType) < 0 ||
+        PyType_Ready(&SharedSemaphoreType) < 0 || PyType_Ready(&RecoveredType) < 0 ||
         PyType_Ready(&NotifierType) < 0 || PyType_Ready(&AcquiringType) < 0)
         return NULL;
     str_cancelled = PyUnicode_InternFromString("cancelled");
@@ -1330,6 +1373,8 @@ PyMODINIT_FUNC PyInit__rsem(void) {
     if (str_cancelled == NULL || str_set_result == NULL || str_set_exception == NULL ||
         str_create_future == NULL)
         return NULL;
+    Recovered = PyObject_New(PyObject, &RecoveredType);
+    if (Recovered == NULL) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     ClosedError = PyErr_NewExceptionWithDoc("rsem.ClosedError",
@@ -1339,6 +1384,7 @@ PyMODINIT_FUNC PyInit__rsem(void) {
         PyModule_AddObjectRef(m, "BoundedSemaphore", (PyObject *)&BoundedSemaphoreType) < 0 ||
         PyModule_AddObjectRef(m, "SharedSemaphore", (PyObject *)&SharedSemaphoreType) < 0 ||
         PyModule_AddObjectRef(m, "Notifier", (PyObject *)&NotifierType) < 0 ||
+        PyModule_AddObjectRef(m, "RECOVERED", Recovered) < 0 ||
         PyModule_AddIntConstant(m, "_OK", SEM_OK) < 0 ||
         PyModule_AddIntConstant(m, "_TIMEDOUT", SEM_TIMEDOUT) < 0 ||
         PyModule_AddIntConstant(m, "_PENDING", SEM_PENDING) < 0) {
