@@ -93,6 +93,11 @@ void* make_rsem_shared(int value) {
     if (!s) die("sem_new_shared");
     return s;
 }
+void* make_rsem_recover(int value) {
+    void* s = sem_new_shared(value, SEM_SHARED_MAX, SEM_RECOVER);
+    if (!s) die("sem_new_shared(SEM_RECOVER)");
+    return s;
+}
 void* make_rsem_named(int value) {
     std::string name = unique_name("rsem");
     void* s = sem_open_named(name.c_str(), SEM_CREATE | SEM_EXCL, 0600, value, SEM_SHARED_MAX, 0);
@@ -132,6 +137,8 @@ const Impl kRsemShared{"rsem shared (anon)", true, make_rsem_shared, rsem_acquir
                        rsem_destroy};
 const Impl kRsemNamed{"rsem shared (named)", true, make_rsem_named, rsem_acquire, rsem_release,
                       rsem_destroy};
+const Impl kRsemRecover{"rsem SEM_RECOVER", true, make_rsem_recover, rsem_acquire,
+                        rsem_release, rsem_destroy};
 const Impl kPshared{"sem_t pshared", false, make_pshared, posix_acquire, posix_release,
                     destroy_pshared};
 const Impl kSemOpen{"sem_open (named)", false, make_sem_open, posix_acquire, posix_release,
@@ -268,26 +275,28 @@ int main(int argc, char** argv) {
     std::printf("Process-shared semaphores, median of %d rounds, implementations interleaved\n\n",
                 rounds);
 
-    const Impl* unc[] = {&kRsemLocal, &kRsemShared, &kRsemNamed, &kPshared, &kSemOpen};
-    std::vector<std::vector<double>> u(5);
+    const Impl* unc[] = {&kRsemLocal, &kRsemShared, &kRsemNamed, &kRsemRecover, &kPshared, &kSemOpen};
+    const int nu = 6;
+    std::vector<std::vector<double>> u(nu);
     for (int r = 0; r < rounds; r++)
-        for (int i = 0; i < 5; i++) u[(i + r) % 5].push_back(uncontended(*unc[(i + r) % 5], pairs));
+        for (int i = 0; i < nu; i++)
+            u[(i + r) % nu].push_back(uncontended(*unc[(i + r) % nu], pairs));
     std::printf("uncontended acquire+release (ns per pair)\n");
     double local = median(u[0]);
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < nu; i++)
         std::printf("  %-22s %8.2f  (%.2fx rsem in-process)\n", unc[i]->name, median(u[i]),
                     median(u[i]) / local);
 
-    // Across processes: rsem's two kinds first, then the two peers.
-    const Impl* cross[] = {&kRsemShared, &kRsemNamed, &kPshared, &kSemOpen};
-    const int nc = 4;
+    // Across processes: rsem's three kinds first, then the two peers.
+    const Impl* cross[] = {&kRsemShared, &kRsemNamed, &kRsemRecover, &kPshared, &kSemOpen};
+    const int nc = 5, first_peer = 3;
     std::vector<std::vector<double>> pp(nc);
     for (int r = 0; r < rounds; r++)
         for (int i = 0; i < nc; i++) {
             int k = (i + r) % nc;
             pp[k].push_back(ping_pong(*cross[k], trips));
         }
-    double best_pp = std::min(median(pp[2]), median(pp[3]));
+    double best_pp = std::min(median(pp[first_peer]), median(pp[first_peer + 1]));
     std::printf("\nping-pong between two processes (us per round trip)\n");
     for (int i = 0; i < nc; i++)
         std::printf("  %-22s %8.2f%s\n", cross[i]->name, median(pp[i]),
@@ -313,7 +322,7 @@ int main(int argc, char** argv) {
                 tp[k].push_back(m);
                 cpu[k].push_back(c);
             }
-        double best = std::max(median(tp[2]), median(tp[3]));
+        double best = std::max(median(tp[first_peer]), median(tp[first_peer + 1]));
         std::printf("  %d procs/%d perm", sh.procs, sh.permits);
         for (int i = 0; i < nc; i++) std::printf("  %8.2f (%5.0f)        ", median(tp[i]), median(cpu[i]));
         std::printf("  %.2fx\n", median(tp[0]) / best);

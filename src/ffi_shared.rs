@@ -14,22 +14,18 @@ use crate::status::{
     SEM_CREATE, SEM_EINVAL, SEM_ESYS, SEM_EXCL, SEM_FIFO, SEM_OK, SEM_RECOVER, SEM_SHARED_MAX,
 };
 
-/// A shared semaphore's parameters from C's integers (value, max, whether
-/// `SEM_RECOVER`), or an errno: `EINVAL` unless `0 <= value <= max <=
-/// SEM_SHARED_MAX` and `flags` has no bit but `SEM_RECOVER`; `ENOTSUP` for
-/// `SEM_FIFO` (arrival order needs a queue, which shared semaphores do not
-/// have yet).
-fn parameters(value: i64, max: i64, flags: u32) -> Result<(u64, u64, bool), c_int> {
-    if flags & !SEM_RECOVER == SEM_FIFO {
-        return Err(libc::ENOTSUP);
-    }
-    match (
-        u64::try_from(value),
-        u64::try_from(max),
-        flags & !SEM_RECOVER,
-    ) {
-        (Ok(value), Ok(max), 0) if value <= max && max <= SEM_SHARED_MAX as u64 => {
-            Ok((value, max, flags & SEM_RECOVER != 0))
+/// A shared semaphore's parameters from C's integers (value, max, and the
+/// flags, which are the managed mode of `recover.rs`), or an errno:
+/// `EINVAL` unless `0 <= value <= max <= SEM_SHARED_MAX` and `flags` has no
+/// bit but `SEM_FIFO` and `SEM_RECOVER`.
+fn parameters(value: i64, max: i64, flags: u32) -> Result<(u64, u64, u32), c_int> {
+    match (u64::try_from(value), u64::try_from(max)) {
+        (Ok(value), Ok(max))
+            if value <= max
+                && max <= SEM_SHARED_MAX as u64
+                && flags & !(SEM_FIFO | SEM_RECOVER) == 0 =>
+        {
+            Ok((value, max, flags))
         }
         _ => Err(libc::EINVAL),
     }
@@ -114,7 +110,7 @@ pub unsafe extern "C" fn sem_new_shared(value: i64, max: i64, flags: u32) -> *mu
     guard("sem_new_shared", || {
         handle(
             parameters(value, max, flags)
-                .and_then(|(value, max, recover)| new_shared(value, max, recover)),
+                .and_then(|(value, max, flags)| new_shared(value, max, flags)),
         )
     })
 }
@@ -187,9 +183,8 @@ pub unsafe extern "C" fn sem_open_named(
             _ => Err(libc::EINVAL),
         };
         handle(
-            checked.and_then(|(value, max, recover)| {
-                open_named(name, oflag, mode, value, max, recover)
-            }),
+            checked
+                .and_then(|(value, max, flags)| open_named(name, oflag, mode, value, max, flags)),
         )
     })
 }
@@ -231,7 +226,7 @@ use crate::shm::{create_anonymous as new_shared, open_named, unlink_named};
 // Other platforms have no shared semaphores yet: a clear errno, not a
 // missing symbol.
 #[cfg(not(all(target_os = "linux", not(loom))))]
-fn new_shared(_value: u64, _max: u64, _recover: bool) -> Result<*mut Semaphore, c_int> {
+fn new_shared(_value: u64, _max: u64, _flags: u32) -> Result<*mut Semaphore, c_int> {
     Err(libc::ENOSYS)
 }
 
@@ -242,7 +237,7 @@ fn open_named(
     _mode: u32,
     _value: u64,
     _max: u64,
-    _recover: bool,
+    _flags: u32,
 ) -> Result<*mut Semaphore, c_int> {
     Err(libc::ENOSYS)
 }

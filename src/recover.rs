@@ -51,10 +51,11 @@
 //! - Dead slots are looked for (an `F_OFD_GETLK` per used slot) by an
 //!   acquire that finds too few permits, at most once per [`SCAN_EVERY`]
 //!   across all processes, and by every sleeper when it looks at the word
-//!   again after `RECHECK` (1 s). A dead slot's positive `held` goes back
-//!   to the count (clamped to `max`), its sleeper registrations leave the
-//!   word, and sleepers are woken for the permits: within about a second
-//!   of a death, with no live process doing anything special.
+//!   again after [`MANAGED_RECHECK`] (100 ms). A dead slot's positive
+//!   `held` goes back to the count (clamped to `max`), its sleeper
+//!   registrations (and FIFO queue entries) leave, and sleepers are woken
+//!   for the permits: within about 0.1 s of a death, with no live process
+//!   doing anything special.
 //! - `sem_free` of a recover-mode handle gives its slot's permits back the
 //!   same way, then closes its descriptor.
 //!
@@ -71,18 +72,25 @@ use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64};
 use std::time::{Duration, Instant};
 
 use crate::deadline::Wait;
+use crate::parking::{wait_shared, wake_shared};
 use crate::semaphore::{CLOSED, Semaphore};
-use crate::shared::{CLOSING, COUNT, MULTI, MULTIS, SHARED_COUNT_MAX, SLEEPER, SLEEPERS};
+use crate::shared::{CLOSING, COUNT, MULTI, MULTIS, POLL, SHARED_COUNT_MAX, SLEEPER, SLEEPERS};
 use crate::shm::Owner;
-use crate::status::{AcquireError, ReleaseError};
+use crate::status::{AcquireError, ReleaseError, SEM_FIFO, SEM_RECOVER};
 
 /// How many handles (processes, usually) may use one recover-mode
 /// semaphore at a time.
 pub(crate) const SLOTS: usize = crate::status::SEM_RECOVER_SLOTS as usize;
 
 /// Dead slots are looked for at most this often (all processes together)
-/// by acquires that find too few permits; sleepers look every `RECHECK`.
+/// by acquires that find too few permits; sleepers look every
+/// `MANAGED_RECHECK`.
 pub(crate) const SCAN_EVERY: Duration = Duration::from_millis(10);
+
+/// A sleeper of a managed semaphore looks again (and for dead processes)
+/// after this long at the latest: the bound on how long a dead process's
+/// permits (or queue entry) can keep a sleeper waiting.
+pub(crate) const MANAGED_RECHECK: Duration = Duration::from_millis(100);
 
 /// What a slot says (a copy of it).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -139,18 +147,40 @@ struct Journal {
     after: Slot,
 }
 
-/// The recovery area of a shared mapping (all zeros: not recover mode).
+/// A queued FIFO waiter (`ticket` 0: a free entry).
+#[repr(C)]
+struct Entry {
+    ticket: AtomicU64,
+    n: AtomicU32,
+    /// The slot of the waiter's handle (its process's death removes it).
+    slot: AtomicU32,
+}
+
+/// How many threads (all processes) may be queued in a FIFO shared
+/// semaphore at once; more wait outside the queue, in no order, until an
+/// entry is free.
+pub(crate) const QUEUE: usize = 128;
+
+/// The managed area of a shared mapping (all zeros: a plain shared
+/// semaphore, `shared.rs` only).
 #[repr(C)]
 pub(crate) struct Recovery {
-    /// 1 for a recover-mode semaphore (written by its creator).
-    enabled: AtomicU32,
-    _pad: AtomicU32,
+    /// `SEM_RECOVER | SEM_FIFO` bits (written by the creator); 0: not
+    /// managed.
+    mode: AtomicU32,
+    /// FIFO waiters sleep on this futex; bumped (under the mutex, or by a
+    /// shutdown) whenever one of them may now go: a release, a waiter
+    /// leaving the queue, a dead process's permits or entries removed.
+    queue_seq: AtomicU32,
     mutex: UnsafeCell<libc::pthread_mutex_t>,
     unreported: AtomicU64,
     /// When (`sem_clock_ns`) the slots were last looked at for dead owners.
     scanned_at: AtomicU64,
+    /// The next FIFO ticket (arrival order).
+    next_ticket: AtomicU64,
     journal: Journal,
     slots: [Slot; SLOTS],
+    queue: [Entry; QUEUE],
 }
 
 // SAFETY: the mutex is a process-shared pthread mutex, made for use by many
@@ -180,7 +210,7 @@ impl Recovery {
     /// # Safety
     /// `p` is valid for writes of a `Recovery`, aligned, all zeros, and
     /// unseen by other threads and processes until this returns.
-    pub(crate) unsafe fn init(p: *mut Recovery) -> Result<(), c_int> {
+    pub(crate) unsafe fn init(p: *mut Recovery, mode: u32) -> Result<(), c_int> {
         // SAFETY: by the contract; the attribute object lives on this stack
         // across the calls that use it, and is destroyed after.
         unsafe {
@@ -205,14 +235,67 @@ impl Recovery {
             if rc != 0 {
                 return Err(rc);
             }
-            (*p).enabled.store(1, Release);
+            (*p).next_ticket.store(1, Relaxed);
+            (*p).mode.store(mode, Release);
         }
         Ok(())
     }
 
-    /// Whether this is a recover-mode semaphore's area.
-    pub(crate) fn enabled(&self) -> bool {
-        self.enabled.load(Acquire) == 1
+    /// Whether this is a managed semaphore's area (`SEM_RECOVER` or
+    /// `SEM_FIFO`): its handles take slots and its calls the mutex.
+    pub(crate) fn managed(&self) -> bool {
+        self.mode.load(Acquire) != 0
+    }
+
+    /// Whether dead processes' permits come back (`SEM_RECOVER`).
+    fn recovers(&self) -> bool {
+        self.mode.load(Relaxed) & SEM_RECOVER != 0
+    }
+
+    /// Whether blocked acquirers are served in arrival order (`SEM_FIFO`).
+    fn fifo(&self) -> bool {
+        self.mode.load(Relaxed) & SEM_FIFO != 0
+    }
+
+    /// Under the mutex: the ticket at the head of the FIFO queue, and the
+    /// permits it wants.
+    fn head(&self) -> Option<(u64, u64)> {
+        self.queue
+            .iter()
+            .map(|e| (e.ticket.load(Relaxed), u64::from(e.n.load(Relaxed))))
+            .filter(|&(t, _)| t != 0)
+            .min()
+    }
+
+    /// Under the mutex: queues a waiter of slot `k` for `n` permits; its
+    /// ticket, or `None` if the queue is full.
+    fn enqueue(&self, k: usize, n: u64) -> Option<u64> {
+        let e = self.queue.iter().find(|e| e.ticket.load(Relaxed) == 0)?;
+        let ticket = self.next_ticket.fetch_add(1, Relaxed).max(1);
+        // The entry's fields first, then its ticket (which marks it used):
+        // a process killed in between leaves a free entry.
+        e.n.store(n as u32, Relaxed);
+        e.slot.store(k as u32, Relaxed);
+        e.ticket.store(ticket, Relaxed);
+        Some(ticket)
+    }
+
+    /// Under the mutex: takes `ticket` out of the queue.
+    fn dequeue(&self, ticket: u64) {
+        if let Some(e) = self.queue.iter().find(|e| e.ticket.load(Relaxed) == ticket) {
+            e.ticket.store(0, Relaxed);
+        }
+        self.bump();
+    }
+
+    /// Tells FIFO sleepers to look again (see `queue_seq`).
+    fn bump(&self) {
+        self.queue_seq.fetch_add(1, Release);
+    }
+
+    /// Wakes every FIFO sleeper, in every process.
+    fn wake_queue(&self) {
+        wake_shared(self.queue_seq.as_ptr().cast_const(), i32::MAX, u32::MAX);
     }
 
     /// Takes the mutex, repairing what a holder killed inside it left.
@@ -320,13 +403,32 @@ impl Recovery {
     }
 
     /// Under the mutex: gives back what slot `k` holds (its owner is dead,
-    /// or freed its handle) and frees it. Returns the permits given.
+    /// or freed its handle; the permits only with `SEM_RECOVER`), takes its
+    /// waiters out of the word and the queue, and frees it. Returns how
+    /// many permits and queue entries that gave back: nonzero if sleepers
+    /// must look again.
     fn reclaim(&self, sem: &Semaphore, k: usize) -> u64 {
         let max = sem.params.max.min(SHARED_COUNT_MAX);
+        let recovers = self.recovers();
         let given = Cell::new(0);
+        // Its queued waiters first (a FIFO queue would wait for them for
+        // ever): their registrations go with the slot below.
+        let mut removed = 0;
+        for e in &self.queue {
+            if e.ticket.load(Relaxed) != 0 && e.slot.load(Relaxed) as usize == k {
+                e.ticket.store(0, Relaxed);
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            self.bump();
+        }
         self.commit(sem, k, &|s, image, unreported| {
             let room = max.saturating_sub(s & COUNT);
-            let back = u64::try_from(image.held.max(0)).unwrap_or(0).min(room);
+            let back = match recovers {
+                true => u64::try_from(image.held.max(0)).unwrap_or(0).min(room),
+                false => 0,
+            };
             given.set(back);
             // (Saturating: the fields are in memory peers can write.)
             let regs = registrations(image.sleeping, image.multi);
@@ -339,7 +441,10 @@ impl Recovery {
             };
             Some((word, Image::default(), unreported.saturating_add(back)))
         });
-        given.get()
+        if given.get() > 0 {
+            self.bump();
+        }
+        given.get() + removed
     }
 
     /// Under the mutex: whether the owner of used slot `k` is gone, as the
@@ -353,8 +458,8 @@ impl Recovery {
     }
 
     /// Under the mutex: looks for dead slots (at most once per
-    /// `SCAN_EVERY` unless `force`) and gives their permits back.
-    /// Returns the permits given.
+    /// `SCAN_EVERY` unless `force`) and reclaims them. Nonzero if sleepers
+    /// must look again (see `reclaim`).
     fn scan(&self, sem: &Semaphore, fd: c_int, mine: Option<usize>, force: bool) -> u64 {
         let now = u64::try_from(crate::deadline::clock_ns()).unwrap_or(0);
         let last = self.scanned_at.load(Relaxed);
@@ -434,13 +539,16 @@ fn lock_byte(fd: c_int, k: usize) -> bool {
 }
 
 impl Semaphore {
-    /// `try_acquire` of a recover-mode semaphore.
+    /// `try_acquire` of a managed semaphore.
     pub(crate) fn recover_try(&self, owner: &Owner, n: u64) -> Result<(), AcquireError> {
         self.recover_acquire(owner, n, Wait::Never)
     }
 
-    /// `acquire_slow` of a recover-mode semaphore: as `shared_acquire`,
-    /// with every change of the word made under the mutex with the slot's.
+    /// `acquire_slow` of a managed semaphore: as `shared_acquire`, with
+    /// every change of the word made under the mutex with the slot's; in
+    /// FIFO mode a waiter takes a ticket and only the head of the queue may
+    /// take permits (an acquirer without a ticket only while nobody is
+    /// queued), and FIFO waiters sleep on `queue_seq`.
     pub(crate) fn recover_acquire(
         &self,
         owner: &Owner,
@@ -448,11 +556,12 @@ impl Semaphore {
         wait: Wait,
     ) -> Result<(), AcquireError> {
         let r = owner.recovery();
+        let fifo = r.fifo();
         let deadline = match wait {
             Wait::Until(at) => Some(at),
             _ => None,
         };
-        if wait != Wait::Never {
+        if wait != Wait::Never && !fifo {
             self.spin(|s| {
                 if s & CLOSED != 0 || s & COUNT >= n {
                     Some(true)
@@ -465,30 +574,45 @@ impl Semaphore {
         }
         let multi = if n > 1 { MULTI } else { 0 };
         let mut registered = false;
+        let mut ticket = None;
         let told = Cell::new(false);
         loop {
             let locked = r.lock(self).map_err(|_| AcquireError::Busy)?;
             let Ok(k) = r.slot(self, owner) else {
                 return Err(AcquireError::Busy);
             };
+            // In FIFO mode only the head may take (or anyone, while nobody
+            // is queued).
+            let head = r.head();
+            let first = !fifo || head.map(|h| h.0) == ticket;
             // Take the permits (and leave the sleepers) in one change.
-            let took = r.commit(self, k, &|s, mut image, unreported| {
-                if s & CLOSED != 0 || s & COUNT < n {
-                    return None;
-                }
-                image.held = image.held.saturating_add(n as i64);
-                let mut word = s - n;
-                if registered {
-                    word -= SLEEPER + multi;
-                    image.sleeping = image.sleeping.saturating_sub(1);
-                    image.multi = image.multi.saturating_sub(u32::from(n > 1));
-                }
-                // Told if any came back from a dead process.
-                told.set(unreported > 0);
-                Some((word, image, unreported.saturating_sub(n)))
-            });
-            if took.is_some() {
+            let took = first
+                && r.commit(self, k, &|s, mut image, unreported| {
+                    if s & CLOSED != 0 || s & COUNT < n {
+                        return None;
+                    }
+                    image.held = image.held.saturating_add(n as i64);
+                    let mut word = s - n;
+                    if registered {
+                        word -= SLEEPER + multi;
+                        image.sleeping = image.sleeping.saturating_sub(1);
+                        image.multi = image.multi.saturating_sub(u32::from(n > 1));
+                    }
+                    // Told if any came back from a dead process.
+                    told.set(unreported > 0);
+                    Some((word, image, unreported.saturating_sub(n)))
+                })
+                .is_some();
+            if took {
+                // The next in line may fit in what is left.
+                let next = ticket.is_some_and(|t| {
+                    r.dequeue(t);
+                    r.head().is_some() && self.state.load(Relaxed) & COUNT > 0
+                });
                 drop(locked);
+                if next {
+                    r.wake_queue();
+                }
                 return match told.get() {
                     true => Err(AcquireError::Recovered),
                     false => Ok(()),
@@ -510,12 +634,22 @@ impl Semaphore {
                         Some((s.wrapping_sub(SLEEPER + multi), image, unreported))
                     });
                 }
+                // Those behind a head that leaves may go now.
+                if let Some(t) = ticket {
+                    r.dequeue(t);
+                    drop(locked);
+                    r.wake_queue();
+                }
                 return Err(e);
             }
-            // Too few permits: a dead process may hold some.
+            // Too few permits (or not our turn): a dead process may hold
+            // some, or be queued ahead.
             if r.scan(self, owner.fd(), Some(k), false) > 0 {
                 drop(locked);
                 self.wake_all_sleepers();
+                if fifo {
+                    r.wake_queue();
+                }
                 continue;
             }
             if wait == Wait::Never {
@@ -523,24 +657,53 @@ impl Semaphore {
             }
             if !registered {
                 let full = s & SLEEPERS == SLEEPERS || (n > 1 && s & MULTIS == MULTIS);
-                if !full {
+                // (A full FIFO queue: wait outside it, polling.)
+                let queued = !fifo || r.queue.iter().any(|e| e.ticket.load(Relaxed) == 0);
+                if !full && queued {
                     r.commit(self, k, &|s, mut image, unreported| {
                         image.sleeping = image.sleeping.saturating_add(1);
                         image.multi = image.multi.saturating_add(u32::from(n > 1));
                         Some((s + SLEEPER + multi, image, unreported))
                     });
                     registered = true;
+                    if fifo {
+                        ticket = r.enqueue(k, n);
+                    }
                 }
             }
             let s = self.state.load(Acquire);
+            let seq = r.queue_seq.load(Acquire);
             drop(locked);
-            if s & CLOSED == 0 && s & COUNT < n {
-                self.sleep_on_word(s, n, registered, deadline);
+            if fifo {
+                // Until anything changes that may let us go (`queue_seq`).
+                // A head that fits and does not take may be dead: look
+                // again after `SCAN_EVERY` (a scan then finds it).
+                let stuck = head.is_some_and(|(t, want)| Some(t) != ticket && s & COUNT >= want);
+                let cap = Instant::now()
+                    + match (stuck, registered) {
+                        (true, _) => SCAN_EVERY,
+                        (false, true) => MANAGED_RECHECK,
+                        (false, false) => POLL,
+                    };
+                let until = deadline.map_or(cap, |at| at.min(cap));
+                // SAFETY: `queue_seq` is an aligned word of the mapping,
+                // live while the handle is in use.
+                unsafe {
+                    wait_shared(
+                        r.queue_seq.as_ptr().cast_const(),
+                        seq,
+                        Some(until),
+                        u32::MAX,
+                    )
+                };
+            } else if s & CLOSED == 0 && s & COUNT < n {
+                let cap = if registered { MANAGED_RECHECK } else { POLL };
+                self.sleep_on_word(s, n, cap, deadline);
             }
         }
     }
 
-    /// `release_slow` of a recover-mode semaphore.
+    /// `release_slow` of a managed semaphore.
     pub(crate) fn recover_release(&self, owner: &Owner, n: u64) -> Result<(), ReleaseError> {
         let r = owner.recovery();
         let max = self.params.max.min(SHARED_COUNT_MAX);
@@ -553,9 +716,17 @@ impl Semaphore {
             image.held = image.held.saturating_sub(n as i64);
             Some((s + n, image, unreported))
         });
+        let queued = r.fifo() && r.head().is_some();
+        if added.is_some() && queued {
+            r.bump();
+        }
         drop(locked);
         match added {
             None => Err(ReleaseError::Overflow),
+            Some(_) if queued => {
+                r.wake_queue();
+                Ok(())
+            }
             Some(s) => {
                 if s & SLEEPERS != 0 {
                     self.wake_sleepers(s, n);
@@ -565,11 +736,15 @@ impl Semaphore {
         }
     }
 
-    /// `drain` of a recover-mode semaphore (0 if the mutex cannot be taken).
+    /// `drain` of a managed semaphore (0 if the mutex cannot be taken, or
+    /// while FIFO waiters are queued, who come first).
     pub(crate) fn recover_drain(&self, owner: &Owner) -> u64 {
         let r = owner.recovery();
         let Ok(locked) = r.lock(self) else { return 0 };
         let Ok(k) = r.slot(self, owner) else { return 0 };
+        if r.fifo() && r.head().is_some() {
+            return 0;
+        }
         let taken = r.commit(self, k, &|s, mut image, unreported| {
             let count = s & COUNT;
             if s & CLOSED != 0 || count == 0 {
@@ -582,8 +757,18 @@ impl Semaphore {
         taken.map_or(0, |s| s & COUNT)
     }
 
-    /// When a recover-mode handle is made: takes its slot. False if every
-    /// slot is used by a live handle.
+    /// After a shutdown of a managed semaphore: FIFO sleepers look again
+    /// (they do not sleep on the word, which the shutdown changed).
+    pub(crate) fn recover_shutdown(&self, owner: &Owner) {
+        let r = owner.recovery();
+        if r.fifo() {
+            r.bump();
+            r.wake_queue();
+        }
+    }
+
+    /// When a managed handle is made: takes its slot. False if every slot
+    /// is used by a live handle.
     pub(crate) fn recover_join(&self, owner: &Owner) -> bool {
         let r = owner.recovery();
         let Ok(locked) = r.lock(self) else {
@@ -594,9 +779,9 @@ impl Semaphore {
         joined
     }
 
-    /// When a recover-mode handle is freed: gives its slot's permits back
-    /// (as if its process died) and frees the slot. The caller then closes
-    /// the descriptor and unmaps.
+    /// When a managed handle is freed: gives its slot's permits back (as
+    /// if its process died; `SEM_RECOVER` only) and frees the slot. The
+    /// caller then closes the descriptor and unmaps.
     pub(crate) fn recover_leave(&self, owner: &Owner) {
         let r = owner.recovery();
         let Some(k) = owner.slot() else { return };
@@ -605,6 +790,9 @@ impl Semaphore {
         drop(locked);
         if given > 0 {
             self.wake_all_sleepers();
+            if r.fifo() {
+                r.wake_queue();
+            }
         }
     }
 }
@@ -617,7 +805,7 @@ mod tests {
     /// A new anonymous recover-mode semaphore (never freed: tests are
     /// short processes).
     fn recover_sem(value: u64, max: u64) -> &'static Semaphore {
-        let p = shm::create_anonymous(value, max, true).unwrap();
+        let p = shm::create_anonymous(value, max, SEM_RECOVER).unwrap();
         // SAFETY: a live mapping that is never unmapped.
         unsafe { &*p }
     }

@@ -101,13 +101,13 @@ pub(crate) const MULTIS: u64 = 0xFFF << 48;
 
 /// A thread that cannot register (65,535 sleepers, or 4,095 multi-permit
 /// ones, already) polls instead, looking again this often.
-const POLL: Duration = Duration::from_millis(1);
+pub(crate) const POLL: Duration = Duration::from_millis(1);
 
 /// A sleeper looks at the word again after this long at the latest, even if
 /// nobody woke it: a wake-up meant for it is lost if the releasing process
 /// dies between its compare-and-swap and its wake, or if the thread woken
 /// for a permit dies before it takes it.
-const RECHECK: Duration = Duration::from_secs(1);
+pub(crate) const RECHECK: Duration = Duration::from_secs(1);
 
 /// Futex bitsets: a thread that wants one permit waits with `ONE`, more
 /// with `MANY`; "wake n" wakes `ONE`s only (a thread that wants more could
@@ -257,22 +257,17 @@ impl Semaphore {
                     }
                 }
             }
-            self.sleep_on_word(s, n, registered, deadline);
+            let cap = if registered { RECHECK } else { POLL };
+            self.sleep_on_word(s, n, cap, deadline);
             s = self.state.load(Relaxed);
         }
     }
 
     /// The count (as of `s`) is too small for `n`: sleeps while the low 32
     /// bits are unchanged (`as u32` keeps them), until `deadline` and for
-    /// at most `RECHECK` when registered, `POLL` when polling.
-    pub(crate) fn sleep_on_word(
-        &self,
-        s: u64,
-        n: u64,
-        registered: bool,
-        deadline: Option<Instant>,
-    ) {
-        let cap = Instant::now() + if registered { RECHECK } else { POLL };
+    /// at most `cap` (`RECHECK` when registered, `POLL` when polling).
+    pub(crate) fn sleep_on_word(&self, s: u64, n: u64, cap: Duration, deadline: Option<Instant>) {
+        let cap = Instant::now() + cap;
         let until = deadline.map_or(cap, |at| at.min(cap));
         // SAFETY: the futex is inside `self.state`, a live, aligned word
         // (`&self`).
@@ -321,9 +316,13 @@ impl Semaphore {
     /// sleeper, in every process.
     pub(crate) fn shared_shutdown(&self) {
         let futex = self.futex();
+        let owner = crate::shm::owner(self);
         let s = self.state.fetch_or(CLOSED | CLOSING, AcqRel);
         if s & SLEEPERS != 0 {
             wake_shared(futex, i32::MAX, ANY);
+        }
+        if let Some(owner) = owner {
+            self.recover_shutdown(&owner);
         }
     }
 }

@@ -233,7 +233,7 @@ fn clear_from(mut i: usize) {
 /// (and given a recovery slot) for a `SEM_RECOVER` semaphore, else closed.
 fn handle(region: *mut Region, fd: Option<c_int>) -> Result<*mut Semaphore, c_int> {
     // SAFETY: the region is mapped and whole (checked or written).
-    let recover = unsafe { (*region).recovery.enabled() };
+    let recover = unsafe { (*region).recovery.managed() };
     let kept = fd.filter(|_| recover);
     if let Some(fd) = fd.filter(|_| !recover) {
         // SAFETY: `fd` is ours; the mapping keeps the file.
@@ -339,21 +339,16 @@ unsafe fn unmap_region(region: *mut Region) {
 /// # Safety
 /// `region` came from `map` of a new (all-zero) file or anonymous memory,
 /// and nobody else can see it yet.
-unsafe fn initialize(
-    region: *mut Region,
-    value: u64,
-    max: u64,
-    recover: bool,
-) -> Result<(), c_int> {
+unsafe fn initialize(region: *mut Region, value: u64, max: u64, mode: u32) -> Result<(), c_int> {
     // SAFETY: `region` is valid for writes of a `Region` (a mapping of at
     // least its size, page-aligned), all zeros, and nobody reads it yet.
     unsafe {
         let semaphore = core::ptr::addr_of_mut!((*region).semaphore);
-        if !Semaphore::init_shared(semaphore, value, max, recover) {
+        if !Semaphore::init_shared(semaphore, value, max, mode != 0) {
             return Err(libc::EINVAL);
         }
-        if recover {
-            Recovery::init(core::ptr::addr_of_mut!((*region).recovery))?;
+        if mode != 0 {
+            Recovery::init(core::ptr::addr_of_mut!((*region).recovery), mode)?;
         }
         core::ptr::addr_of_mut!((*region).layout).write(LAYOUT);
         (*region).magic.store(MAGIC, Release);
@@ -364,12 +359,8 @@ unsafe fn initialize(
 /// A new anonymous shared semaphore, for this process and the children it
 /// forks after this; or an errno. A `recover` one lives in a `memfd` (its
 /// slots' locks need a file), the others in anonymous memory.
-pub(crate) fn create_anonymous(
-    value: u64,
-    max: u64,
-    recover: bool,
-) -> Result<*mut Semaphore, c_int> {
-    let fd = if recover {
+pub(crate) fn create_anonymous(value: u64, max: u64, mode: u32) -> Result<*mut Semaphore, c_int> {
+    let fd = if mode != 0 {
         // SAFETY: the name is a NUL-terminated string.
         let fd = unsafe { libc::memfd_create(c"rsem".as_ptr(), libc::MFD_CLOEXEC) };
         if fd < 0 {
@@ -399,7 +390,7 @@ pub(crate) fn create_anonymous(
         Err(e) => return close(e),
     };
     // SAFETY: a fresh mapping (zeros) that only this thread knows.
-    if let Err(e) = unsafe { initialize(region, value, max, recover) } {
+    if let Err(e) = unsafe { initialize(region, value, max, mode) } {
         // SAFETY: nobody else saw it.
         unsafe { unmap_region(region) };
         return close(e);
@@ -407,15 +398,16 @@ pub(crate) fn create_anonymous(
     handle(region, fd)
 }
 
-/// Opens (and, with `SEM_CREATE`, creates with `value` and `max`) the named
-/// semaphore `name`. Returns the handle or an errno.
+/// Opens (and, with `SEM_CREATE`, creates with `value`, `max` and the
+/// managed `mode`, see `Recovery`) the named semaphore `name`, its file
+/// made with permissions `file_mode`. Returns the handle or an errno.
 pub(crate) fn open_named(
     name: &CStr,
     oflag: u32,
-    mode: u32,
+    file_mode: u32,
     value: u64,
     max: u64,
-    recover: bool,
+    mode: u32,
 ) -> Result<*mut Semaphore, c_int> {
     let path = path_of(name)?;
     // Another creator may win the name, and its semaphore may be removed
@@ -427,7 +419,7 @@ pub(crate) fn open_named(
                 other => return other,
             }
         }
-        match create(&path, mode, value, max, recover) {
+        match create(&path, file_mode, value, max, mode) {
             Err(libc::EEXIST) if oflag & SEM_EXCL == 0 => continue,
             other => return other,
         }
@@ -490,10 +482,10 @@ fn check_size(fd: c_int) -> Result<(), c_int> {
 /// taken.
 fn create(
     path: &CStr,
-    mode: u32,
+    file_mode: u32,
     value: u64,
     max: u64,
-    recover: bool,
+    mode: u32,
 ) -> Result<*mut Semaphore, c_int> {
     let dir = CString::new(DIR).map_err(|_| libc::EINVAL)?;
     // SAFETY: `dir` is a NUL-terminated string; O_TMPFILE takes a mode.
@@ -501,13 +493,13 @@ fn create(
         libc::open(
             dir.as_ptr(),
             libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC,
-            mode as libc::c_uint,
+            file_mode as libc::c_uint,
         )
     };
     if fd < 0 {
         return Err(errno());
     }
-    let result = fill_and_link(fd, path, value, max, recover);
+    let result = fill_and_link(fd, path, value, max, mode);
     if result.is_err() {
         // SAFETY: `fd` is ours.
         unsafe { libc::close(fd) };
@@ -522,7 +514,7 @@ fn fill_and_link(
     path: &CStr,
     value: u64,
     max: u64,
-    recover: bool,
+    mode: u32,
 ) -> Result<*mut Region, c_int> {
     let length = libc::off_t::try_from(length()).map_err(|_| libc::EINVAL)?;
     // (`AT_EMPTY_PATH` would need a capability; the `/proc` link does not.)
@@ -534,7 +526,7 @@ fn fill_and_link(
     let region = map(fd)?;
     // SAFETY: a fresh mapping of a new (all-zero) file that has no name yet:
     // nobody else can see it.
-    if let Err(e) = unsafe { initialize(region, value, max, recover) } {
+    if let Err(e) = unsafe { initialize(region, value, max, mode) } {
         // SAFETY: nobody else saw it.
         unsafe { unmap_region(region) };
         return Err(e);
@@ -644,7 +636,7 @@ mod tests {
     #[test]
     fn the_semaphore_is_at_the_start_and_the_region_fits_a_page() {
         assert_eq!(core::mem::offset_of!(Region, semaphore), 0);
-        assert!(core::mem::size_of::<Region>() <= 4096);
+        assert!(core::mem::size_of::<Region>() <= 2 * 4096);
         assert_eq!(length() % 4096, 0);
     }
 
