@@ -159,7 +159,8 @@
 #define SEM_EXCL 2
 
 /**
- * Flag for `sem_new_ex`: serve blocked acquirers strictly in arrival order.
+ * Flag for `sem_new_ex`, `sem_new_shared` and `sem_open_named`: serve
+ * blocked acquirers strictly in arrival order.
  */
 #define SEM_FIFO 1
 
@@ -845,13 +846,14 @@ RSEM_API int sem_notifier_free(rsem_notifier *notifier);
  * a release in any process wakes them. Differences from an in-process
  * semaphore:
  * - the maximum is at most `SEM_SHARED_MAX` (2^31 - 1);
- * - only the default mode: a running thread may take permits before the
+ * - without `SEM_FIFO`, a running thread may take permits before the
  *   sleepers a release woke for them (as with POSIX `sem_t`), and no
- *   fairness hold or FIFO order applies;
+ *   fairness hold applies; with it (below), arrival order, strictly;
  * - a process killed while blocked in an acquire leaves its registration
- *   in the shared word: the count stays right, but `sem_waiters` counts it
- *   and every later release makes a wake-up system call (waking every
- *   sleeper, if the dead thread wanted more than one permit);
+ *   in the shared word (without `SEM_FIFO` or `SEM_RECOVER`): the count
+ *   stays right, but `sem_waiters` counts it and every later release
+ *   makes a wake-up system call (waking every sleeper, if the dead thread
+ *   wanted more than one permit);
  * - a process killed in the middle of a wake-up (a release between its
  *   update and its wake, or a woken thread before it took its permit)
  *   loses that wake-up; sleepers look at the count again every second,
@@ -875,8 +877,8 @@ RSEM_API int sem_notifier_free(rsem_notifier *notifier);
  * process's exit releases; a `fork()`ed child gets a description of its
  * own (through `/proc/self/fd`). Permits of a dead process are found by
  * the next acquire that finds too few (at most every 10 ms) and by
- * sleepers, who look every second: waiters get them within about a
- * second of the death, with nobody doing anything special. The acquires
+ * sleepers, who look every 100 ms: waiters get them within about 0.1 s
+ * of the death, with nobody doing anything special. The acquires
  * that take them return `SEM_RECOVERED` instead of `SEM_OK` (until as
  * many permits as came back were taken): what they protected may need
  * repair. A process killed in the middle of any call leaves the semaphore
@@ -887,13 +889,23 @@ RSEM_API int sem_notifier_free(rsem_notifier *notifier);
  * on the same semaphore in this thread it returns `SEM_EBUSY`); a process
  * that dies while registered as a sleeper no longer stays counted.
  *
+ * `SEM_FIFO` (arrival order, as in-process): blocked acquirers, in every
+ * process, are served strictly in the order they started to wait; a
+ * waiter that does not fit holds everyone behind it back, and
+ * `sem_try_acquire` and `sem_drain` take nothing while anyone waits. It
+ * uses the slots, mutex and costs of `SEM_RECOVER` (with or without that
+ * flag): a process that dies while waiting leaves the queue (found within
+ * about 10 ms once it is the head and could be served), so it cannot
+ * block it. At most 128 threads are queued at once; more wait outside the
+ * queue and enter it, in no particular order, as entries free up.
+ *
  * Returns a new handle, owned by this process (and by each child that
  * inherits it) and freed with `sem_free`, which unmaps this process's
  * view: the memory goes when every process has freed it or exited. On
  * failure returns NULL with errno: `EINVAL` unless `0 <= value <= max <=
- * SEM_SHARED_MAX` and `flags` is 0 or `SEM_RECOVER`; `ENOTSUP` for
- * `SEM_FIFO`; `ENOMEM` if the memory could not be mapped (or, with
- * `SEM_RECOVER`, `EMFILE`/`ENFILE`: it keeps a file descriptor open per
+ * SEM_SHARED_MAX` and `flags` has no bit but `SEM_FIFO` and `SEM_RECOVER`;
+ * `ENOMEM` if the memory could not be mapped (or, with `SEM_RECOVER` or
+ * `SEM_FIFO`, `EMFILE`/`ENFILE`: it keeps a file descriptor open per
  * handle); `ENOSYS` on platforms without shared semaphores (every platform
  * but Linux, today).
  *
@@ -935,8 +947,8 @@ RSEM_API rsem_semaphore *sem_new_shared(int64_t value, int64_t max, uint32_t fla
  * returns a handle of its own, at its own address, even for a name this
  * process has open already. On failure returns NULL with errno: `EINVAL`
  * (NULL or bad `name`; bad `oflag`, `mode`, `value`, `max` or `flags`; or
- * the file is not an rsem semaphore of this library's layout); `ENOTSUP`
- * for `SEM_FIFO`; `ENOSPC` (a `SEM_RECOVER` semaphore whose
+ * the file is not an rsem semaphore of this library's layout); `ENOSPC`
+ * (a `SEM_RECOVER` or `SEM_FIFO` semaphore whose
  * `SEM_RECOVER_SLOTS` slots are all used by live handles); `ENOENT` (no
  * such name, or, when creating, `/proc` is
  * not mounted: the new file is named through `/proc/self/fd`); `EEXIST`;

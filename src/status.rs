@@ -73,7 +73,8 @@ pub const SEM_CREATE: u32 = 1;
 /// if the name is taken.
 pub const SEM_EXCL: u32 = 2;
 
-/// Flag for `sem_new_ex`: serve blocked acquirers strictly in arrival order.
+/// Flag for `sem_new_ex`, `sem_new_shared` and `sem_open_named`: serve
+/// blocked acquirers strictly in arrival order.
 pub const SEM_FIFO: u32 = 1;
 
 /// Flag for `sem_new_shared` and `sem_open_named`: give the net permits a

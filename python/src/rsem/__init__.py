@@ -146,7 +146,7 @@ class SharedSemaphore(_rsem.SharedSemaphore):
 
     recover=True (when it is created): the permits a process took and did
     not give back return when it dies (killed, crashed or exited; at most
-    128 processes use it at once); sleepers get them within about a second,
+    128 processes use it at once); sleepers get them within about 0.1 s,
     and an acquire that takes them returns rsem.RECOVERED (true) instead of
     True: whatever they protected may need repair. Without it, permits held
     by a process that dies are lost, as with multiprocessing.Semaphore.

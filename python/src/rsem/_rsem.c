@@ -225,7 +225,8 @@ static int SharedSemaphore_init(SemObject *self, PyObject *args, PyObject *kwds)
     }
     if (fifo) {
         PyErr_SetString(PyExc_NotImplementedError,
-                        "fifo=True is not available for a SharedSemaphore yet");
+                        "fifo=True is not available for a SharedSemaphore from Python (waits are sliced "
+                        "to see signals, and each slice would give up the place in the queue)");
         return -1;
     }
     if (exclusive && !create) {
