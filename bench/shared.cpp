@@ -98,6 +98,11 @@ void* make_rsem_recover(int value) {
     if (!s) die("sem_new_shared(SEM_RECOVER)");
     return s;
 }
+void* make_rsem_fifo(int value) {
+    void* s = sem_new_shared(value, SEM_SHARED_MAX, SEM_FIFO);
+    if (!s) die("sem_new_shared(SEM_FIFO)");
+    return s;
+}
 void* make_rsem_named(int value) {
     std::string name = unique_name("rsem");
     void* s = sem_open_named(name.c_str(), SEM_CREATE | SEM_EXCL, 0600, value, SEM_SHARED_MAX, 0);
@@ -139,6 +144,8 @@ const Impl kRsemNamed{"rsem shared (named)", true, make_rsem_named, rsem_acquire
                       rsem_destroy};
 const Impl kRsemRecover{"rsem SEM_RECOVER", true, make_rsem_recover, rsem_acquire,
                         rsem_release, rsem_destroy};
+const Impl kRsemFifo{"rsem SEM_FIFO", true, make_rsem_fifo, rsem_acquire, rsem_release,
+                     rsem_destroy};
 const Impl kPshared{"sem_t pshared", false, make_pshared, posix_acquire, posix_release,
                     destroy_pshared};
 const Impl kSemOpen{"sem_open (named)", false, make_sem_open, posix_acquire, posix_release,
@@ -275,8 +282,9 @@ int main(int argc, char** argv) {
     std::printf("Process-shared semaphores, median of %d rounds, implementations interleaved\n\n",
                 rounds);
 
-    const Impl* unc[] = {&kRsemLocal, &kRsemShared, &kRsemNamed, &kRsemRecover, &kPshared, &kSemOpen};
-    const int nu = 6;
+    const Impl* unc[] = {&kRsemLocal,   &kRsemShared, &kRsemNamed, &kRsemRecover,
+                         &kRsemFifo, &kPshared,    &kSemOpen};
+    const int nu = 7;
     std::vector<std::vector<double>> u(nu);
     for (int r = 0; r < rounds; r++)
         for (int i = 0; i < nu; i++)
@@ -287,9 +295,9 @@ int main(int argc, char** argv) {
         std::printf("  %-22s %8.2f  (%.2fx rsem in-process)\n", unc[i]->name, median(u[i]),
                     median(u[i]) / local);
 
-    // Across processes: rsem's three kinds first, then the two peers.
-    const Impl* cross[] = {&kRsemShared, &kRsemNamed, &kRsemRecover, &kPshared, &kSemOpen};
-    const int nc = 5, first_peer = 3;
+    // Across processes: rsem's four kinds first, then the two peers.
+    const Impl* cross[] = {&kRsemShared, &kRsemNamed, &kRsemRecover, &kRsemFifo, &kPshared, &kSemOpen};
+    const int nc = 6, first_peer = 4;
     std::vector<std::vector<double>> pp(nc);
     for (int r = 0; r < rounds; r++)
         for (int i = 0; i < nc; i++) {

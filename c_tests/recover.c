@@ -1,5 +1,6 @@
 /* Crash recovery of process-shared semaphores (SEM_RECOVER) with real
- * processes: a dead process's net permits come back (to a waiter that slept
+ * processes (shared.c runs every function on such semaphores): a dead
+ * process's net permits come back (to a waiter that slept
  * before the death, and to an acquire that comes after it), reported as
  * SEM_RECOVERED; a process that released more than it took gives nothing
  * back; sem_free gives back; a forked child counts in a slot of its own and
@@ -59,34 +60,6 @@ static void bad_input(void) {
     errno = 0;
     CHECK(sem_new_shared(2, 1, SEM_RECOVER) == NULL);
     CHECK_EQ(errno, EINVAL);
-}
-
-static void every_function(void) {
-    rsem_semaphore *s = sem_new_shared(2, 3, SEM_RECOVER);
-    CHECK(s != NULL);
-    CHECK_EQ(sem_value(s), 2);
-    CHECK_EQ(sem_max(s), 3);
-    CHECK_EQ(sem_waiters(s), 0);
-    CHECK_EQ(sem_try_acquire(s), SEM_OK);
-    CHECK_EQ(sem_acquire(s), SEM_OK);
-    CHECK_EQ(sem_try_acquire(s), SEM_TIMEDOUT);
-    CHECK_EQ(sem_acquire_timed(s, 0.01), SEM_TIMEDOUT);
-    CHECK_EQ(sem_release_n(s, 3), SEM_OK);
-    CHECK_EQ(sem_release(s), SEM_EOVERFLOW);
-    CHECK_EQ(sem_acquire_many(s, 3, 1.0), SEM_OK);
-    CHECK_EQ(sem_acquire_until(s, 1, sem_clock_ns() + 1000000), SEM_TIMEDOUT);
-    CHECK_EQ(sem_release_n(s, 2), SEM_OK);
-    CHECK_EQ(sem_drain(s), 2);
-    CHECK_EQ(sem_value(s), 0);
-    CHECK_EQ(sem_release_n(s, 2), SEM_OK);
-    rsem_ticket t;
-    CHECK_EQ(sem_acquire_async(s, 1, INT64_MAX, (rsem_callback)1, NULL, &t), SEM_ENOTSUP);
-    sem_shutdown(s);
-    CHECK_EQ(sem_acquire(s), SEM_ECLOSED);
-    CHECK_EQ(sem_try_acquire(s), SEM_ECLOSED);
-    CHECK_EQ(sem_release(s), SEM_OK);
-    CHECK_EQ(sem_value(s), 3);
-    sem_free(s);
 }
 
 /* A waiter asleep before the holder dies gets the permit, told so, within
@@ -445,7 +418,6 @@ static void fifo_across_processes(void) {
 int main(void) {
     alarm(300);
     STEP(bad_input);
-    STEP(every_function);
     STEP(holder_killed_while_a_waiter_sleeps);
     STEP(holder_killed_with_nobody_waiting);
     STEP(producer_dies);

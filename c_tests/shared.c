@@ -100,8 +100,10 @@ static void bad_input(void) {
     CHECK_EQ(sem_unlink_named(name), SEM_OK);
 }
 
-static void every_function_on_a_shared_handle(void) {
-    rsem_semaphore *s = sem_new_shared(2, 3, 0);
+/* Every function, on a shared semaphore of each kind (`flags`: plain,
+ * SEM_RECOVER, SEM_FIFO, both). */
+static void every_function_with(uint32_t flags) {
+    rsem_semaphore *s = sem_new_shared(2, 3, flags);
     CHECK(s != NULL);
     CHECK_EQ(sem_value(s), 2);
     CHECK_EQ(sem_max(s), 3);
@@ -138,7 +140,7 @@ static void every_function_on_a_shared_handle(void) {
     sem_free(s);
 
     /* The largest shared maximum works to the edge. */
-    s = sem_new_shared(SEM_SHARED_MAX, SEM_SHARED_MAX, 0);
+    s = sem_new_shared(SEM_SHARED_MAX, SEM_SHARED_MAX, flags);
     CHECK(s != NULL);
     CHECK_EQ(sem_release(s), SEM_EOVERFLOW);
     CHECK_EQ(sem_acquire_many(s, SEM_SHARED_MAX, INFINITY), SEM_OK);
@@ -146,6 +148,11 @@ static void every_function_on_a_shared_handle(void) {
     CHECK_EQ(sem_release_n(s, SEM_SHARED_MAX), SEM_OK);
     CHECK_EQ(sem_value(s), SEM_SHARED_MAX);
     sem_free(s);
+}
+
+static void every_function_on_a_shared_handle(void) {
+    uint32_t kinds[] = {0, SEM_RECOVER, SEM_FIFO, SEM_FIFO | SEM_RECOVER};
+    for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) every_function_with(kinds[i]);
 }
 
 static void names(void) {

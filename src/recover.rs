@@ -74,7 +74,9 @@ use std::time::{Duration, Instant};
 use crate::deadline::Wait;
 use crate::parking::{wait_shared, wake_shared};
 use crate::semaphore::{CLOSED, Semaphore};
-use crate::shared::{CLOSING, COUNT, MULTI, MULTIS, POLL, SHARED_COUNT_MAX, SLEEPER, SLEEPERS};
+use crate::shared::{
+    CLOSING, COUNT, MULTI, MULTIS, POLL, SHARED_COUNT_MAX, SLEEPER, SLEEPERS, gives_up,
+};
 use crate::shm::Owner;
 use crate::status::{AcquireError, ReleaseError, SEM_FIFO, SEM_RECOVER};
 
@@ -619,14 +621,7 @@ impl Semaphore {
                 };
             }
             let s = self.state.load(Acquire);
-            let give_up = if s & CLOSED != 0 {
-                Some(AcquireError::Closed)
-            } else if deadline.is_some_and(|at| Instant::now() >= at) {
-                Some(AcquireError::TimedOut)
-            } else {
-                None
-            };
-            if let Some(e) = give_up {
+            if let Some(e) = gives_up(s, deadline) {
                 if registered {
                     r.commit(self, k, &|s, mut image, unreported| {
                         image.sleeping = image.sleeping.saturating_sub(1);
@@ -745,9 +740,10 @@ impl Semaphore {
         if r.fifo() && r.head().is_some() {
             return 0;
         }
+        // (As in-process, a drain works after a shutdown too.)
         let taken = r.commit(self, k, &|s, mut image, unreported| {
             let count = s & COUNT;
-            if s & CLOSED != 0 || count == 0 {
+            if count == 0 {
                 return None;
             }
             image.held = image.held.saturating_add(count as i64);

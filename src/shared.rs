@@ -219,14 +219,7 @@ impl Semaphore {
             }
             // Shut down, or out of time (checked after the count: permits
             // that came with the deadline are still taken): leave.
-            let give_up = if s & CLOSED != 0 {
-                Some(AcquireError::Closed)
-            } else if deadline.is_some_and(|at| Instant::now() >= at) {
-                Some(AcquireError::TimedOut)
-            } else {
-                None
-            };
-            if let Some(e) = give_up {
+            if let Some(e) = gives_up(s, deadline) {
                 if !registered {
                     return Err(e);
                 }
@@ -324,6 +317,18 @@ impl Semaphore {
         if let Some(owner) = owner {
             self.recover_shutdown(&owner);
         }
+    }
+}
+
+/// Why an acquire that found too few permits in word `s` ends now, if it
+/// does: shut down, or past its deadline.
+pub(crate) fn gives_up(s: u64, deadline: Option<Instant>) -> Option<AcquireError> {
+    if s & CLOSED != 0 {
+        Some(AcquireError::Closed)
+    } else if deadline.is_some_and(|at| Instant::now() >= at) {
+        Some(AcquireError::TimedOut)
+    } else {
+        None
     }
 }
 
