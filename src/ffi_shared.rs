@@ -74,7 +74,10 @@ fn handle(result: Result<*mut Semaphore, c_int>) -> *mut Semaphore {
 /// negative) return to the count when that process dies or frees the
 /// handle, clamped to `max` (the SysV `SEM_UNDO` rule; release by anyone
 /// stays legal). Every handle (each process that opens or inherits it)
-/// takes one of `SEM_RECOVER_SLOTS` slots. Death is proven by the kernel,
+/// takes one of `SEM_RECOVER_SLOTS` slots, and counts by handle: a process
+/// with two handles of one semaphore should release through the handle it
+/// acquired through (what one took and the other gave back would come
+/// back on its death). Death is proven by the kernel,
 /// never guessed: each slot is locked (an open-file-description lock)
 /// through a file description of its handle's own, which only the
 /// process's exit releases; a `fork()`ed child gets a description of its
