@@ -260,8 +260,14 @@ impl Recovery {
     }
 
     /// Under the mutex: the ticket at the head of the FIFO queue, and the
-    /// permits it wants.
-    fn head(&self) -> Option<(u64, u64)> {
+    /// permits it wants. Queued waiters are registered sleepers, so while
+    /// the word (`s`, read under the mutex) has none the queue is empty and
+    /// is not read (an entry a killed process left has a dead slot, which a
+    /// scan clears).
+    fn head(&self, s: u64) -> Option<(u64, u64)> {
+        if s & SLEEPERS == 0 {
+            return None;
+        }
         self.queue
             .iter()
             .map(|e| (e.ticket.load(Relaxed), u64::from(e.n.load(Relaxed))))
@@ -577,6 +583,10 @@ impl Semaphore {
         let multi = if n > 1 { MULTI } else { 0 };
         let mut registered = false;
         let mut ticket = None;
+        // A FIFO head spins once per turn before it sleeps (as a plain
+        // acquirer does before it registers): a permit passed to it by a
+        // running thread then costs a cache-line transfer, not a wake-up.
+        let mut head_spun = false;
         let told = Cell::new(false);
         loop {
             let locked = r.lock(self).map_err(|_| AcquireError::Busy)?;
@@ -585,7 +595,7 @@ impl Semaphore {
             };
             // In FIFO mode only the head may take (or anyone, while nobody
             // is queued).
-            let head = r.head();
+            let head = r.head(self.state.load(Acquire));
             let first = !fifo || head.map(|h| h.0) == ticket;
             // Take the permits (and leave the sleepers) in one change.
             let took = first
@@ -609,7 +619,8 @@ impl Semaphore {
                 // The next in line may fit in what is left.
                 let next = ticket.is_some_and(|t| {
                     r.dequeue(t);
-                    r.head().is_some() && self.state.load(Relaxed) & COUNT > 0
+                    let s = self.state.load(Relaxed);
+                    r.head(s).is_some() && s & COUNT > 0
                 });
                 drop(locked);
                 if next {
@@ -669,6 +680,12 @@ impl Semaphore {
             let s = self.state.load(Acquire);
             let seq = r.queue_seq.load(Acquire);
             drop(locked);
+            if fifo && ticket.is_some() && first && !head_spun {
+                head_spun = true;
+                self.spin(|s| (s & CLOSED != 0 || s & COUNT >= n).then_some(true));
+                continue;
+            }
+            head_spun = false;
             if fifo {
                 // Until anything changes that may let us go (`queue_seq`).
                 // A head that fits and does not take may be dead: look
@@ -711,7 +728,7 @@ impl Semaphore {
             image.held = image.held.saturating_sub(n as i64);
             Some((s + n, image, unreported))
         });
-        let queued = r.fifo() && r.head().is_some();
+        let queued = r.fifo() && r.head(self.state.load(Relaxed)).is_some();
         if added.is_some() && queued {
             r.bump();
         }
@@ -737,7 +754,7 @@ impl Semaphore {
         let r = owner.recovery();
         let Ok(locked) = r.lock(self) else { return 0 };
         let Ok(k) = r.slot(self, owner) else { return 0 };
-        if r.fifo() && r.head().is_some() {
+        if r.fifo() && r.head(self.state.load(Relaxed)).is_some() {
             return 0;
         }
         // (As in-process, a drain works after a shutdown too.)
