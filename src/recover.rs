@@ -311,7 +311,7 @@ impl Recovery {
     /// handler that interrupted one on this semaphore), or the memory no
     /// longer holds a usable mutex.
     fn lock<'a>(&'a self, sem: &Semaphore) -> Result<Locked<'a>, Busy> {
-        // SAFETY: the mutex was made by `init` (`enabled`), in memory that
+        // SAFETY: the mutex was made by `init` (`managed`), in memory that
         // stays mapped while `sem` is in use.
         let rc = unsafe { libc::pthread_mutex_lock(self.mutex.get()) };
         match rc {
