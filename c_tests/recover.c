@@ -16,6 +16,8 @@
 #if defined(__linux__)
 #include "proc_util.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
 
@@ -232,6 +234,87 @@ static void slots_run_out_and_come_back(void) {
     CHECK_EQ(sem_unlink_named(name), SEM_OK);
 }
 
+/* The descriptor of this process's only SEM_RECOVER handle (a memfd). */
+static int memfd_of_handle(void) {
+    DIR *d = opendir("/proc/self/fd");
+    CHECK(d != NULL);
+    int found = -1;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char path[300], target[300];
+        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+        ssize_t len = readlink(path, target, sizeof target - 1);
+        if (len <= 0) continue;
+        target[len] = 0;
+        if (strstr(target, "memfd:rsem") != NULL) found = atoi(e->d_name);
+    }
+    closedir(d);
+    return found;
+}
+
+/* A handle whose descriptor someone else closed, its number then reused by
+ * another file: locks seen through that number prove nothing, so it must
+ * not take live processes' slots for dead ones (that created permits). */
+static void descriptor_closed_and_reused(void) {
+    rsem_semaphore *s = sem_new_shared(2, 2, SEM_RECOVER);
+    CHECK(s != NULL);
+    CHECK_EQ(sem_acquire(s), SEM_OK);
+    pid_t h = holder(s, 1, NULL); /* alive, holding the other permit */
+    int fd = memfd_of_handle();
+    CHECK(fd >= 0);
+    CHECK(close(fd) == 0);
+    int other = open("/dev/null", O_RDWR);
+    CHECK_EQ(other, fd); /* the lowest free number: the same */
+    CHECK_EQ(sem_try_acquire(s), SEM_TIMEDOUT);
+    CHECK_EQ(sem_acquire_timed(s, 0.05), SEM_TIMEDOUT);
+    CHECK_EQ(sem_value(s), 0);
+    kill_child(h);
+    /* (sem_free would close the number it was given, now /dev/null's.) */
+}
+
+/* A peer stopped (SIGSTOP) inside a call holds the semaphore's lock until
+ * it runs again: try_acquire must still return at once, and a timed
+ * acquire by its deadline. Many rounds, so that some stop it inside. */
+static int spin_try_release(rsem_semaphore *s, int64_t unused) {
+    (void)unused;
+    for (;;)
+        if (sem_try_acquire(s) == SEM_OK) sem_release(s);
+    return 0;
+}
+
+static int quick_calls(rsem_semaphore *s, int64_t unused) {
+    (void)unused;
+    double t0 = now_s();
+    int r = sem_try_acquire(s);
+    if (r == SEM_OK) sem_release(s);
+    if (now_s() - t0 > 0.5) return 80;
+    t0 = now_s();
+    r = sem_acquire_timed(s, 0.02);
+    if (r == SEM_OK) sem_release(s);
+    if (now_s() - t0 > 0.5) return 81;
+    return 0;
+}
+
+static void stopped_peer(void) {
+    rsem_semaphore *s = sem_new_shared(1, 1, SEM_RECOVER);
+    CHECK(s != NULL);
+    pid_t a = fork_child(spin_try_release, s, 0);
+    for (int round = 0; round < 100; round++) {
+        struct timespec ts = {0, 200000};
+        nanosleep(&ts, NULL);
+        CHECK(kill(a, SIGSTOP) == 0);
+        int status = 0;
+        CHECK(waitpid(a, &status, WUNTRACED) == a && WIFSTOPPED(status));
+        pid_t c = fork_child(quick_calls, s, 0);
+        int cs = wait_child(c, 5.0, __LINE__);
+        CHECK(kill(a, SIGCONT) == 0);
+        CHECK(WIFEXITED(cs));
+        CHECK_EQ(WEXITSTATUS(cs), 0);
+    }
+    kill_child(a);
+    sem_free(s);
+}
+
 /* Many rounds: PROCS processes of THREADS threads cycle acquire/release
  * (1 or 2 permits, some timed) on PERMITS permits; KILLS of them are
  * killed at random points (holding, waiting, inside an update); the
@@ -426,6 +509,8 @@ int main(void) {
     STEP(parent_dies_child_lives);
     STEP(slots_run_out_and_come_back);
     STEP(stress_with_kills);
+    STEP(stopped_peer);
+    STEP(descriptor_closed_and_reused);
     STEP(fifo_across_processes);
     STEP(stress_with_kills_fifo);
     puts("recover: ok");

@@ -26,7 +26,10 @@
  * its permits and that call serves them before letting go), and wakes a
  * thread with one futex system call. sem_try_acquire(), sem_value(),
  * sem_max(), sem_waiters() and sem_drain() are async-signal-safe everywhere
- * (a few atomic instructions). All other functions are not: blocking and
+ * (a few atomic instructions). Not on a SEM_RECOVER or SEM_FIFO shared
+ * semaphore, whose calls take its lock (a call from a handler that
+ * interrupted one on the same handle returns SEM_EBUSY). All other
+ * functions are not: blocking and
  * timed acquires and sem_shutdown() may wait for the queue lock, which the
  * interrupted thread may hold, and sem_new*() / sem_free() call malloc/free.
  * On other Unix systems a release that wakes a thread takes a lock of
@@ -104,12 +107,14 @@
 
 /**
  * `sem_notifier_free`: acquires submitted with the notifier have not been
- * drained yet. Nothing was freed. On a `SEM_RECOVER` semaphore, from any
- * acquire, release or `sem_drain`: its lock is held by the calling thread
- * (a call from a signal handler that interrupted another call on it), or
- * the handle could not have a slot (every one of `SEM_RECOVER_SLOTS` is
- * used by a live handle; a forked child whose `/proc` is not mounted).
- * Nothing was taken or released.
+ * drained yet. Nothing was freed. On a `SEM_RECOVER` or `SEM_FIFO` shared
+ * semaphore, from any acquire or release: its lock is held by the calling
+ * thread through the same handle (a call from a signal handler that
+ * interrupted another call on it), or the handle could not have a slot
+ * (every one of `SEM_RECOVER_SLOTS` is used by a live handle; a forked
+ * child that could not reopen the file, without `/proc` or out of
+ * descriptors; a descriptor the program closed). Nothing was taken or
+ * released.
  */
 #define SEM_EBUSY (-4)
 
@@ -331,10 +336,14 @@ RSEM_API void sem_free(rsem_semaphore *sem);
  * is or gets shut down; `SEM_EINVAL` if `sem` is NULL or its maximum is 0
  * (it can never hold a permit, so waiting would never end).
  *
- * On a `SEM_RECOVER` semaphore (see `sem_new_shared`) also
- * `SEM_RECOVERED` (acquired: the permits are the caller's, and some came
- * back from a process that died holding them) and `SEM_EBUSY` (nothing
- * taken: its lock is held by this thread, or the handle has no slot).
+ * On a `SEM_RECOVER` or `SEM_FIFO` shared semaphore (see
+ * `sem_new_shared`) also `SEM_RECOVERED` (acquired: the permits are the
+ * caller's, and some came back from a process that died holding them) and
+ * `SEM_EBUSY` (nothing taken: its lock is held by this thread, or the
+ * handle has no slot); there the call takes the semaphore's lock (a
+ * non-blocking one only tries it, and returns `SEM_TIMEDOUT` if another
+ * process holds it; a timed one waits for it until its deadline) and is
+ * not async-signal-safe.
  *
  * Thread-safety: may be called from any thread at any time, but not from a
  * signal handler (it may wait for the semaphore's queue lock, which the
@@ -355,10 +364,14 @@ RSEM_API int sem_acquire(rsem_semaphore *sem);
  * if the semaphore is shut down; `SEM_EINVAL` if `sem` is NULL or its
  * maximum is 0.
  *
- * On a `SEM_RECOVER` semaphore (see `sem_new_shared`) also
- * `SEM_RECOVERED` (acquired: the permits are the caller's, and some came
- * back from a process that died holding them) and `SEM_EBUSY` (nothing
- * taken: its lock is held by this thread, or the handle has no slot).
+ * On a `SEM_RECOVER` or `SEM_FIFO` shared semaphore (see
+ * `sem_new_shared`) also `SEM_RECOVERED` (acquired: the permits are the
+ * caller's, and some came back from a process that died holding them) and
+ * `SEM_EBUSY` (nothing taken: its lock is held by this thread, or the
+ * handle has no slot); there the call takes the semaphore's lock (a
+ * non-blocking one only tries it, and returns `SEM_TIMEDOUT` if another
+ * process holds it; a timed one waits for it until its deadline) and is
+ * not async-signal-safe.
  *
  * Thread-safety: may be called from any thread at any time, and from a
  * signal handler (async-signal-safe: a few atomic instructions).
@@ -384,10 +397,14 @@ RSEM_API int sem_try_acquire(rsem_semaphore *sem);
  * down; `SEM_EINVAL` if `sem` is NULL, `timeout_seconds` is NaN, or the
  * semaphore's maximum is 0 (nothing was taken).
  *
- * On a `SEM_RECOVER` semaphore (see `sem_new_shared`) also
- * `SEM_RECOVERED` (acquired: the permits are the caller's, and some came
- * back from a process that died holding them) and `SEM_EBUSY` (nothing
- * taken: its lock is held by this thread, or the handle has no slot).
+ * On a `SEM_RECOVER` or `SEM_FIFO` shared semaphore (see
+ * `sem_new_shared`) also `SEM_RECOVERED` (acquired: the permits are the
+ * caller's, and some came back from a process that died holding them) and
+ * `SEM_EBUSY` (nothing taken: its lock is held by this thread, or the
+ * handle has no slot); there the call takes the semaphore's lock (a
+ * non-blocking one only tries it, and returns `SEM_TIMEDOUT` if another
+ * process holds it; a timed one waits for it until its deadline) and is
+ * not async-signal-safe.
  *
  * Thread-safety: may be called from any thread at any time, but not from a
  * signal handler (it may wait for the semaphore's queue lock, which the
@@ -409,10 +426,14 @@ RSEM_API int sem_acquire_timed(rsem_semaphore *sem, double timeout_seconds);
  * shut down; `SEM_EINVAL` if `sem` is NULL, `timeout_seconds` is NaN, or `n`
  * is below 1 or above `sem_max(sem)` (a request that could never be met).
  *
- * On a `SEM_RECOVER` semaphore (see `sem_new_shared`) also
- * `SEM_RECOVERED` (acquired: the permits are the caller's, and some came
- * back from a process that died holding them) and `SEM_EBUSY` (nothing
- * taken: its lock is held by this thread, or the handle has no slot).
+ * On a `SEM_RECOVER` or `SEM_FIFO` shared semaphore (see
+ * `sem_new_shared`) also `SEM_RECOVERED` (acquired: the permits are the
+ * caller's, and some came back from a process that died holding them) and
+ * `SEM_EBUSY` (nothing taken: its lock is held by this thread, or the
+ * handle has no slot); there the call takes the semaphore's lock (a
+ * non-blocking one only tries it, and returns `SEM_TIMEDOUT` if another
+ * process holds it; a timed one waits for it until its deadline) and is
+ * not async-signal-safe.
  *
  * Thread-safety: may be called from any thread at any time, but not from a
  * signal handler (it may wait for the semaphore's queue lock, which the
@@ -437,10 +458,14 @@ RSEM_API int sem_acquire_many(rsem_semaphore *sem, int64_t n, double timeout_sec
  * shut down; `SEM_EINVAL` if `sem` is NULL or `n` is below 1 or above
  * `sem_max(sem)`.
  *
- * On a `SEM_RECOVER` semaphore (see `sem_new_shared`) also
- * `SEM_RECOVERED` (acquired: the permits are the caller's, and some came
- * back from a process that died holding them) and `SEM_EBUSY` (nothing
- * taken: its lock is held by this thread, or the handle has no slot).
+ * On a `SEM_RECOVER` or `SEM_FIFO` shared semaphore (see
+ * `sem_new_shared`) also `SEM_RECOVERED` (acquired: the permits are the
+ * caller's, and some came back from a process that died holding them) and
+ * `SEM_EBUSY` (nothing taken: its lock is held by this thread, or the
+ * handle has no slot); there the call takes the semaphore's lock (a
+ * non-blocking one only tries it, and returns `SEM_TIMEDOUT` if another
+ * process holds it; a timed one waits for it until its deadline) and is
+ * not async-signal-safe.
  *
  * Thread-safety: may be called from any thread at any time, but not from a
  * signal handler (it may wait for the semaphore's queue lock, which the
@@ -466,15 +491,11 @@ RSEM_API int sem_acquire_until(rsem_semaphore *sem, int64_t n, int64_t deadline_
  * `SEM_COUNT_MAX`), in which case nothing was released; `SEM_EINVAL` if
  * `sem` is NULL. Releases keep working after `sem_shutdown`.
  *
- * On a `SEM_RECOVER` semaphore (see `sem_new_shared`) also `SEM_EBUSY`
- * (nothing released: its lock is held by this thread, or the handle has no
- * slot); there this call takes the semaphore's lock and is not
- * async-signal-safe.
- *
- * On a `SEM_RECOVER` semaphore (see `sem_new_shared`) also `SEM_EBUSY`
- * (nothing released: its lock is held by this thread, or the handle has no
- * slot); there this call takes the semaphore's lock and is not
- * async-signal-safe.
+ * On a `SEM_RECOVER` or `SEM_FIFO` shared semaphore (see
+ * `sem_new_shared`) also `SEM_EBUSY` (nothing released: its lock is held
+ * by this thread, or the handle has no slot); there this call takes the
+ * semaphore's lock (and waits for it while another process holds it) and
+ * is not async-signal-safe: the next paragraphs do not apply.
  *
  * Thread-safety: may be called from any thread at any time; the caller need
  * not hold a permit. Once the permit can be taken, this call no longer
@@ -550,7 +571,8 @@ RSEM_API int64_t sem_max(const rsem_semaphore *sem);
  * blocked in an acquire and pending async acquires; or `SEM_EINVAL` (-1) if
  * `sem` is NULL. For a process-shared semaphore: the threads registered to
  * sleep, in every process, including registrations left by processes that
- * died while blocked (and not threads polling past 65,535 sleepers).
+ * died while blocked (but for `SEM_RECOVER` and `SEM_FIFO` ones, which
+ * clear those), and not threads polling past 65,535 sleepers.
  *
  * Thread-safety: may be called from any thread at any time, and from a
  * signal handler (async-signal-safe: a few atomic instructions).
@@ -874,11 +896,15 @@ RSEM_API int sem_notifier_free(rsem_notifier *notifier);
  * takes one of `SEM_RECOVER_SLOTS` slots, and counts by handle: a process
  * with two handles of one semaphore should release through the handle it
  * acquired through (what one took and the other gave back would come
- * back on its death). Death is proven by the kernel,
- * never guessed: each slot is locked (an open-file-description lock)
- * through a file description of its handle's own, which only the
- * process's exit releases; a `fork()`ed child gets a description of its
- * own (through `/proc/self/fd`). Permits of a dead process are found by
+ * back on its death). Death is proven by the kernel, never guessed: each
+ * slot is locked (an open-file-description lock) through a file
+ * description of its handle's own, which only closing that description
+ * releases: the process's exit however it dies, `exec` (the descriptor is
+ * close-on-exec), `sem_free`, or the program closing the descriptor
+ * itself (a daemon's close-everything loop: that counts as the handle's
+ * death, its permits come back, and the handle's later calls return
+ * `SEM_EBUSY`); a `fork()`ed child gets a description of its own (through
+ * `/proc/self/fd`). Permits of a dead process are found by
  * the next acquire that finds too few (at most every 10 ms) and by
  * sleepers, who look every 100 ms: waiters get them within about 0.1 s
  * of the death, with nobody doing anything special. The acquires
@@ -887,10 +913,16 @@ RSEM_API int sem_notifier_free(rsem_notifier *notifier);
  * repair. A process killed in the middle of any call leaves the semaphore
  * consistent: every change is made under a robust mutex with a journal
  * that the next caller completes or undoes. The costs: each call takes
- * that mutex (no system call while it is free); `sem_release` is no
- * longer async-signal-safe (from a signal handler that interrupted a call
- * on the same semaphore in this thread it returns `SEM_EBUSY`); a process
- * that dies while registered as a sleeper no longer stays counted.
+ * that mutex (no system call while it is free; a process stopped inside a
+ * call, by `SIGSTOP` or a debugger, holds it until it runs again: then
+ * releases and untimed acquires wait for it, non-blocking acquires return
+ * `SEM_TIMEDOUT`, and timed ones wait for it at most until their deadline,
+ * unless they had registered to sleep already: they must take it to
+ * leave);
+ * `sem_release` is no longer async-signal-safe (from a signal handler
+ * that interrupted a call on the same handle in this thread it returns
+ * `SEM_EBUSY`); a process that dies while registered as a sleeper no
+ * longer stays counted.
  *
  * `SEM_FIFO` (arrival order, as in-process): blocked acquirers, in every
  * process, are served strictly in the order they started to wait; a
@@ -950,8 +982,9 @@ RSEM_API rsem_semaphore *sem_new_shared(int64_t value, int64_t max, uint32_t fla
  * returns a handle of its own, at its own address, even for a name this
  * process has open already. On failure returns NULL with errno: `EINVAL`
  * (NULL or bad `name`; bad `oflag`, `mode`, `value`, `max` or `flags`; or
- * the file is not an rsem semaphore of this library's layout); `ENOSPC`
- * (a `SEM_RECOVER` or `SEM_FIFO` semaphore whose
+ * the file is not an rsem semaphore of this library's layout); `EAGAIN`
+ * (a `SEM_RECOVER` or `SEM_FIFO` semaphore whose lock is unusable);
+ * `ENOSPC` (a `SEM_RECOVER` or `SEM_FIFO` semaphore whose
  * `SEM_RECOVER_SLOTS` slots are all used by live handles); `ENOENT` (no
  * such name, or, when creating, `/proc` is
  * not mounted: the new file is named through `/proc/self/fd`); `EEXIST`;

@@ -207,10 +207,14 @@ pub unsafe extern "C" fn sem_free(sem: *mut Semaphore) {
 /// is or gets shut down; `SEM_EINVAL` if `sem` is NULL or its maximum is 0
 /// (it can never hold a permit, so waiting would never end).
 ///
-/// On a `SEM_RECOVER` semaphore (see `sem_new_shared`) also
-/// `SEM_RECOVERED` (acquired: the permits are the caller's, and some came
-/// back from a process that died holding them) and `SEM_EBUSY` (nothing
-/// taken: its lock is held by this thread, or the handle has no slot).
+/// On a `SEM_RECOVER` or `SEM_FIFO` shared semaphore (see
+/// `sem_new_shared`) also `SEM_RECOVERED` (acquired: the permits are the
+/// caller's, and some came back from a process that died holding them) and
+/// `SEM_EBUSY` (nothing taken: its lock is held by this thread, or the
+/// handle has no slot); there the call takes the semaphore's lock (a
+/// non-blocking one only tries it, and returns `SEM_TIMEDOUT` if another
+/// process holds it; a timed one waits for it until its deadline) and is
+/// not async-signal-safe.
 ///
 /// Thread-safety: may be called from any thread at any time, but not from a
 /// signal handler (it may wait for the semaphore's queue lock, which the
@@ -237,10 +241,14 @@ pub unsafe extern "C" fn sem_acquire(sem: *mut Semaphore) -> c_int {
 /// if the semaphore is shut down; `SEM_EINVAL` if `sem` is NULL or its
 /// maximum is 0.
 ///
-/// On a `SEM_RECOVER` semaphore (see `sem_new_shared`) also
-/// `SEM_RECOVERED` (acquired: the permits are the caller's, and some came
-/// back from a process that died holding them) and `SEM_EBUSY` (nothing
-/// taken: its lock is held by this thread, or the handle has no slot).
+/// On a `SEM_RECOVER` or `SEM_FIFO` shared semaphore (see
+/// `sem_new_shared`) also `SEM_RECOVERED` (acquired: the permits are the
+/// caller's, and some came back from a process that died holding them) and
+/// `SEM_EBUSY` (nothing taken: its lock is held by this thread, or the
+/// handle has no slot); there the call takes the semaphore's lock (a
+/// non-blocking one only tries it, and returns `SEM_TIMEDOUT` if another
+/// process holds it; a timed one waits for it until its deadline) and is
+/// not async-signal-safe.
 ///
 /// Thread-safety: may be called from any thread at any time, and from a
 /// signal handler (async-signal-safe: a few atomic instructions).
@@ -272,10 +280,14 @@ pub unsafe extern "C" fn sem_try_acquire(sem: *mut Semaphore) -> c_int {
 /// down; `SEM_EINVAL` if `sem` is NULL, `timeout_seconds` is NaN, or the
 /// semaphore's maximum is 0 (nothing was taken).
 ///
-/// On a `SEM_RECOVER` semaphore (see `sem_new_shared`) also
-/// `SEM_RECOVERED` (acquired: the permits are the caller's, and some came
-/// back from a process that died holding them) and `SEM_EBUSY` (nothing
-/// taken: its lock is held by this thread, or the handle has no slot).
+/// On a `SEM_RECOVER` or `SEM_FIFO` shared semaphore (see
+/// `sem_new_shared`) also `SEM_RECOVERED` (acquired: the permits are the
+/// caller's, and some came back from a process that died holding them) and
+/// `SEM_EBUSY` (nothing taken: its lock is held by this thread, or the
+/// handle has no slot); there the call takes the semaphore's lock (a
+/// non-blocking one only tries it, and returns `SEM_TIMEDOUT` if another
+/// process holds it; a timed one waits for it until its deadline) and is
+/// not async-signal-safe.
 ///
 /// Thread-safety: may be called from any thread at any time, but not from a
 /// signal handler (it may wait for the semaphore's queue lock, which the
@@ -309,10 +321,14 @@ pub unsafe extern "C" fn sem_acquire_timed(sem: *mut Semaphore, timeout_seconds:
 /// shut down; `SEM_EINVAL` if `sem` is NULL, `timeout_seconds` is NaN, or `n`
 /// is below 1 or above `sem_max(sem)` (a request that could never be met).
 ///
-/// On a `SEM_RECOVER` semaphore (see `sem_new_shared`) also
-/// `SEM_RECOVERED` (acquired: the permits are the caller's, and some came
-/// back from a process that died holding them) and `SEM_EBUSY` (nothing
-/// taken: its lock is held by this thread, or the handle has no slot).
+/// On a `SEM_RECOVER` or `SEM_FIFO` shared semaphore (see
+/// `sem_new_shared`) also `SEM_RECOVERED` (acquired: the permits are the
+/// caller's, and some came back from a process that died holding them) and
+/// `SEM_EBUSY` (nothing taken: its lock is held by this thread, or the
+/// handle has no slot); there the call takes the semaphore's lock (a
+/// non-blocking one only tries it, and returns `SEM_TIMEDOUT` if another
+/// process holds it; a timed one waits for it until its deadline) and is
+/// not async-signal-safe.
 ///
 /// Thread-safety: may be called from any thread at any time, but not from a
 /// signal handler (it may wait for the semaphore's queue lock, which the
@@ -353,10 +369,14 @@ pub unsafe extern "C" fn sem_acquire_many(
 /// shut down; `SEM_EINVAL` if `sem` is NULL or `n` is below 1 or above
 /// `sem_max(sem)`.
 ///
-/// On a `SEM_RECOVER` semaphore (see `sem_new_shared`) also
-/// `SEM_RECOVERED` (acquired: the permits are the caller's, and some came
-/// back from a process that died holding them) and `SEM_EBUSY` (nothing
-/// taken: its lock is held by this thread, or the handle has no slot).
+/// On a `SEM_RECOVER` or `SEM_FIFO` shared semaphore (see
+/// `sem_new_shared`) also `SEM_RECOVERED` (acquired: the permits are the
+/// caller's, and some came back from a process that died holding them) and
+/// `SEM_EBUSY` (nothing taken: its lock is held by this thread, or the
+/// handle has no slot); there the call takes the semaphore's lock (a
+/// non-blocking one only tries it, and returns `SEM_TIMEDOUT` if another
+/// process holds it; a timed one waits for it until its deadline) and is
+/// not async-signal-safe.
 ///
 /// Thread-safety: may be called from any thread at any time, but not from a
 /// signal handler (it may wait for the semaphore's queue lock, which the
@@ -412,15 +432,11 @@ pub(crate) fn permits_to_acquire(s: &Semaphore, n: i64) -> Option<u64> {
 /// `SEM_COUNT_MAX`), in which case nothing was released; `SEM_EINVAL` if
 /// `sem` is NULL. Releases keep working after `sem_shutdown`.
 ///
-/// On a `SEM_RECOVER` semaphore (see `sem_new_shared`) also `SEM_EBUSY`
-/// (nothing released: its lock is held by this thread, or the handle has no
-/// slot); there this call takes the semaphore's lock and is not
-/// async-signal-safe.
-///
-/// On a `SEM_RECOVER` semaphore (see `sem_new_shared`) also `SEM_EBUSY`
-/// (nothing released: its lock is held by this thread, or the handle has no
-/// slot); there this call takes the semaphore's lock and is not
-/// async-signal-safe.
+/// On a `SEM_RECOVER` or `SEM_FIFO` shared semaphore (see
+/// `sem_new_shared`) also `SEM_EBUSY` (nothing released: its lock is held
+/// by this thread, or the handle has no slot); there this call takes the
+/// semaphore's lock (and waits for it while another process holds it) and
+/// is not async-signal-safe: the next paragraphs do not apply.
 ///
 /// Thread-safety: may be called from any thread at any time; the caller need
 /// not hold a permit. Once the permit can be taken, this call no longer
@@ -516,7 +532,8 @@ pub unsafe extern "C" fn sem_max(sem: *const Semaphore) -> i64 {
 /// blocked in an acquire and pending async acquires; or `SEM_EINVAL` (-1) if
 /// `sem` is NULL. For a process-shared semaphore: the threads registered to
 /// sleep, in every process, including registrations left by processes that
-/// died while blocked (and not threads polling past 65,535 sleepers).
+/// died while blocked (but for `SEM_RECOVER` and `SEM_FIFO` ones, which
+/// clear those), and not threads polling past 65,535 sleepers.
 ///
 /// Thread-safety: may be called from any thread at any time, and from a
 /// signal handler (async-signal-safe: a few atomic instructions).

@@ -77,11 +77,15 @@ fn handle(result: Result<*mut Semaphore, c_int>) -> *mut Semaphore {
 /// takes one of `SEM_RECOVER_SLOTS` slots, and counts by handle: a process
 /// with two handles of one semaphore should release through the handle it
 /// acquired through (what one took and the other gave back would come
-/// back on its death). Death is proven by the kernel,
-/// never guessed: each slot is locked (an open-file-description lock)
-/// through a file description of its handle's own, which only the
-/// process's exit releases; a `fork()`ed child gets a description of its
-/// own (through `/proc/self/fd`). Permits of a dead process are found by
+/// back on its death). Death is proven by the kernel, never guessed: each
+/// slot is locked (an open-file-description lock) through a file
+/// description of its handle's own, which only closing that description
+/// releases: the process's exit however it dies, `exec` (the descriptor is
+/// close-on-exec), `sem_free`, or the program closing the descriptor
+/// itself (a daemon's close-everything loop: that counts as the handle's
+/// death, its permits come back, and the handle's later calls return
+/// `SEM_EBUSY`); a `fork()`ed child gets a description of its own (through
+/// `/proc/self/fd`). Permits of a dead process are found by
 /// the next acquire that finds too few (at most every 10 ms) and by
 /// sleepers, who look every 100 ms: waiters get them within about 0.1 s
 /// of the death, with nobody doing anything special. The acquires
@@ -90,10 +94,16 @@ fn handle(result: Result<*mut Semaphore, c_int>) -> *mut Semaphore {
 /// repair. A process killed in the middle of any call leaves the semaphore
 /// consistent: every change is made under a robust mutex with a journal
 /// that the next caller completes or undoes. The costs: each call takes
-/// that mutex (no system call while it is free); `sem_release` is no
-/// longer async-signal-safe (from a signal handler that interrupted a call
-/// on the same semaphore in this thread it returns `SEM_EBUSY`); a process
-/// that dies while registered as a sleeper no longer stays counted.
+/// that mutex (no system call while it is free; a process stopped inside a
+/// call, by `SIGSTOP` or a debugger, holds it until it runs again: then
+/// releases and untimed acquires wait for it, non-blocking acquires return
+/// `SEM_TIMEDOUT`, and timed ones wait for it at most until their deadline,
+/// unless they had registered to sleep already: they must take it to
+/// leave);
+/// `sem_release` is no longer async-signal-safe (from a signal handler
+/// that interrupted a call on the same handle in this thread it returns
+/// `SEM_EBUSY`); a process that dies while registered as a sleeper no
+/// longer stays counted.
 ///
 /// `SEM_FIFO` (arrival order, as in-process): blocked acquirers, in every
 /// process, are served strictly in the order they started to wait; a
@@ -159,8 +169,9 @@ pub unsafe extern "C" fn sem_new_shared(value: i64, max: i64, flags: u32) -> *mu
 /// returns a handle of its own, at its own address, even for a name this
 /// process has open already. On failure returns NULL with errno: `EINVAL`
 /// (NULL or bad `name`; bad `oflag`, `mode`, `value`, `max` or `flags`; or
-/// the file is not an rsem semaphore of this library's layout); `ENOSPC`
-/// (a `SEM_RECOVER` or `SEM_FIFO` semaphore whose
+/// the file is not an rsem semaphore of this library's layout); `EAGAIN`
+/// (a `SEM_RECOVER` or `SEM_FIFO` semaphore whose lock is unusable);
+/// `ENOSPC` (a `SEM_RECOVER` or `SEM_FIFO` semaphore whose
 /// `SEM_RECOVER_SLOTS` slots are all used by live handles); `ENOENT` (no
 /// such name, or, when creating, `/proc` is
 /// not mounted: the new file is named through `/proc/self/fd`); `EEXIST`;

@@ -117,6 +117,10 @@ struct Slot {
     multi: AtomicU32,
     _pad: AtomicU32,
     held: AtomicI64,
+    /// Written by the handle that took the slot (not part of its image):
+    /// a handle whose slot was reclaimed from under it (its descriptor
+    /// closed by someone else) sees another tag, and takes a new slot.
+    tag: AtomicU64,
 }
 
 impl Slot {
@@ -175,6 +179,15 @@ pub(crate) struct Recovery {
     /// leaving the queue, a dead process's permits or entries removed.
     queue_seq: AtomicU32,
     mutex: UnsafeCell<libc::pthread_mutex_t>,
+    /// The thread (`pthread_self`) and slot + 1 that hold the mutex (0
+    /// when free): a call from a signal handler that interrupted that
+    /// thread's call on the same handle is refused instead of deadlocking.
+    holder_thread: AtomicU64,
+    holder_slot: AtomicU64,
+    /// The file's device and inode: a descriptor that no longer leads to
+    /// it (closed and its number reused) proves nothing about locks.
+    file_dev: AtomicU64,
+    file_ino: AtomicU64,
     unreported: AtomicU64,
     /// When (`sem_clock_ns`) the slots were last looked at for dead owners.
     scanned_at: AtomicU64,
@@ -212,7 +225,7 @@ impl Recovery {
     /// # Safety
     /// `p` is valid for writes of a `Recovery`, aligned, all zeros, and
     /// unseen by other threads and processes until this returns.
-    pub(crate) unsafe fn init(p: *mut Recovery, mode: u32) -> Result<(), c_int> {
+    pub(crate) unsafe fn init(p: *mut Recovery, mode: u32, fd: c_int) -> Result<(), c_int> {
         // SAFETY: by the contract; the attribute object lives on this stack
         // across the calls that use it, and is destroyed after.
         unsafe {
@@ -221,10 +234,11 @@ impl Recovery {
             if rc != 0 {
                 return Err(rc);
             }
+            // Not error-checking: that compares thread IDs, which repeat
+            // across PID namespaces (`holder_*` catches re-entry instead).
             for set in [
                 libc::pthread_mutexattr_setpshared(&mut attr, libc::PTHREAD_PROCESS_SHARED),
                 libc::pthread_mutexattr_setrobust(&mut attr, libc::PTHREAD_MUTEX_ROBUST),
-                libc::pthread_mutexattr_settype(&mut attr, libc::PTHREAD_MUTEX_ERRORCHECK),
             ] {
                 if rc == 0 {
                     rc = set;
@@ -237,6 +251,9 @@ impl Recovery {
             if rc != 0 {
                 return Err(rc);
             }
+            let (dev, ino) = file_id(fd).ok_or(libc::EBADF)?;
+            (*p).file_dev.store(dev, Relaxed);
+            (*p).file_ino.store(ino, Relaxed);
             (*p).next_ticket.store(1, Relaxed);
             (*p).mode.store(mode, Release);
         }
@@ -306,28 +323,62 @@ impl Recovery {
         wake_shared(self.queue_seq.as_ptr().cast_const(), i32::MAX, u32::MAX);
     }
 
-    /// Takes the mutex, repairing what a holder killed inside it left.
-    /// `Err(Busy)`: this thread holds it already (a call from a signal
-    /// handler that interrupted one on this semaphore), or the memory no
-    /// longer holds a usable mutex.
-    fn lock<'a>(&'a self, sem: &Semaphore) -> Result<Locked<'a>, Busy> {
+    /// Takes the mutex, waiting as `wait` allows (`Never`: only try), and
+    /// repairs what a holder killed inside it left. `Err(Busy)`: this
+    /// thread holds it already through `owner` (a call from a signal
+    /// handler that interrupted one on this handle), or the memory no
+    /// longer holds a usable mutex; `Err(TimedOut)`: not in time (a peer
+    /// holds it: one that is stopped holds it until it runs again).
+    fn lock<'a>(
+        &'a self,
+        sem: &Semaphore,
+        owner: Option<&Owner>,
+        wait: Wait,
+    ) -> Result<Locked<'a>, AcquireError> {
+        // SAFETY: pthread_self has no requirements.
+        let me = unsafe { libc::pthread_self() } as u64;
+        let slot = owner.and_then(Owner::slot).map_or(0, |k| k as u64 + 1);
+        if slot != 0
+            && self.holder_slot.load(Relaxed) == slot
+            && self.holder_thread.load(Relaxed) == me
+        {
+            return Err(AcquireError::Busy);
+        }
+        let m = self.mutex.get();
         // SAFETY: the mutex was made by `init` (`managed`), in memory that
-        // stays mapped while `sem` is in use.
-        let rc = unsafe { libc::pthread_mutex_lock(self.mutex.get()) };
+        // stays mapped while `sem` is in use; the timespec outlives the
+        // call.
+        let rc = unsafe {
+            match wait {
+                Wait::Never => libc::pthread_mutex_trylock(m),
+                Wait::Until(at) => libc::pthread_mutex_timedlock(m, &realtime(at)),
+                Wait::Forever => libc::pthread_mutex_lock(m),
+            }
+        };
         match rc {
             0 => {}
             libc::EOWNERDEAD => {
                 self.repair(sem);
                 // SAFETY: this thread holds the mutex (EOWNERDEAD).
-                unsafe { libc::pthread_mutex_consistent(self.mutex.get()) };
+                unsafe { libc::pthread_mutex_consistent(m) };
             }
-            _ => return Err(Busy),
+            libc::EBUSY | libc::ETIMEDOUT => return Err(AcquireError::TimedOut),
+            _ => return Err(AcquireError::Busy),
         }
         // A journal left active by a holder that died (the kernel reports
         // that once, with EOWNERDEAD; repairing on every lock also covers
         // a repairer that died before marking the mutex consistent).
         self.repair(sem);
+        self.holder_thread.store(me, Relaxed);
+        self.holder_slot.store(slot, Relaxed);
         Ok(Locked { recovery: self })
+    }
+
+    /// Whether `fd` still leads to the semaphore's file.
+    fn same_file(&self, fd: c_int) -> bool {
+        file_id(fd).is_some_and(|(dev, ino)| {
+            dev == self.file_dev.load(Relaxed) && ino == self.file_ino.load(Relaxed)
+        })
     }
 
     /// Completes or undoes the journal's change, if one is in progress.
@@ -449,6 +500,7 @@ impl Recovery {
             };
             Some((word, Image::default(), unreported.saturating_add(back)))
         });
+        self.slots[k].tag.store(0, Relaxed);
         if given.get() > 0 {
             self.bump();
         }
@@ -471,7 +523,14 @@ impl Recovery {
     fn scan(&self, sem: &Semaphore, fd: c_int, mine: Option<usize>, force: bool) -> u64 {
         let now = u64::try_from(crate::deadline::clock_ns()).unwrap_or(0);
         let last = self.scanned_at.load(Relaxed);
-        if !force && now.saturating_sub(last) < SCAN_EVERY.as_nanos() as u64 {
+        // (A stamp in the future came from a process whose monotonic clock
+        // is ahead, in another time namespace: stale, not recent.)
+        if !force && last <= now && now - last < SCAN_EVERY.as_nanos() as u64 {
+            return 0;
+        }
+        // Only through a descriptor of the semaphore's own file do locks
+        // prove anything.
+        if !self.same_file(fd) {
             return 0;
         }
         self.scanned_at.store(now, Relaxed);
@@ -485,35 +544,46 @@ impl Recovery {
     }
 
     /// Under the mutex: the handle's slot, taken now if it has none yet
-    /// (a new handle, or one inherited by a forked child). `ENOSPC` if every
-    /// slot is used by a live handle.
-    fn slot(&self, sem: &Semaphore, owner: &Owner) -> Result<usize, Busy> {
-        if let Some(k) = owner.slot() {
-            return Ok(k);
-        }
+    /// (a new handle, or one inherited by a forked child) or lost it (its
+    /// descriptor was closed by someone else, which others took for its
+    /// death: its permits and registrations were reclaimed). Returns the
+    /// slot and whether it is new after a loss; `ENOSPC` if every slot is
+    /// used by a live handle, `EBADF` if the descriptor no longer leads to
+    /// the semaphore's file.
+    fn slot(&self, sem: &Semaphore, owner: &Owner) -> Result<(usize, bool), c_int> {
+        let lost = match owner.slot() {
+            Some(k) if self.slots[k].tag.load(Relaxed) == owner.tag() => return Ok((k, false)),
+            Some(_) => {
+                owner.set_slot(None);
+                true
+            }
+            None => false,
+        };
         let fd = owner.fd();
+        if !self.same_file(fd) {
+            return Err(libc::EBADF);
+        }
         for round in 0..2 {
             for k in 0..SLOTS {
                 if self.slots[k].used.load(Relaxed) == 0 && lock_byte(fd, k) {
+                    let tag = new_tag();
                     self.slots[k].set(Image {
                         used: 1,
                         ..Image::default()
                     });
-                    owner.set_slot(k);
-                    return Ok(k);
+                    self.slots[k].tag.store(tag, Relaxed);
+                    owner.set_slot(Some((k, tag)));
+                    return Ok((k, lost));
                 }
             }
-            if round == 0 {
-                self.scan(sem, fd, None, true);
+            if round == 0 && self.scan(sem, fd, None, true) > 0 {
+                sem.wake_all_sleepers();
+                self.wake_queue();
             }
         }
-        Err(Busy)
+        Err(libc::ENOSPC)
     }
 }
-
-/// The mutex could not be taken, or the handle has no slot.
-#[derive(Debug)]
-pub(crate) struct Busy;
 
 /// The mutex, held; released on drop.
 struct Locked<'a> {
@@ -522,9 +592,46 @@ struct Locked<'a> {
 
 impl Drop for Locked<'_> {
     fn drop(&mut self) {
+        self.recovery.holder_slot.store(0, Relaxed);
+        self.recovery.holder_thread.store(0, Relaxed);
         // SAFETY: this thread took the mutex in `lock`.
         unsafe { libc::pthread_mutex_unlock(self.recovery.mutex.get()) };
     }
+}
+
+/// The device and inode of the file behind `fd`.
+fn file_id(fd: c_int) -> Option<(u64, u64)> {
+    // SAFETY: an all-zero `stat` is a valid value to be overwritten.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: `st` is valid for writes; a bad `fd` is an error, not UB.
+    (unsafe { libc::fstat(fd, &mut st) } == 0).then_some((st.st_dev as u64, st.st_ino as u64))
+}
+
+/// `at` as an absolute `CLOCK_REALTIME` time (what
+/// `pthread_mutex_timedlock` takes).
+fn realtime(at: Instant) -> libc::timespec {
+    let left = at.saturating_duration_since(Instant::now());
+    // SAFETY: an all-zero timespec is valid; clock_gettime fills it.
+    let mut now: libc::timespec = unsafe { core::mem::zeroed() };
+    // SAFETY: `now` is valid for writes.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
+    let ns = now.tv_nsec as u64 + u64::from(left.subsec_nanos());
+    libc::timespec {
+        tv_sec: now
+            .tv_sec
+            .saturating_add(libc::time_t::try_from(left.as_secs()).unwrap_or(libc::time_t::MAX))
+            .saturating_add((ns / 1_000_000_000) as libc::time_t),
+        tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+    }
+}
+
+/// A tag for a slot a handle takes: unique among the slot's takers.
+fn new_tag() -> u64 {
+    static TAKEN: AtomicU64 = AtomicU64::new(0);
+    // SAFETY: getpid has no requirements.
+    let pid = unsafe { libc::getpid() } as u64;
+    let now = u64::try_from(crate::deadline::clock_ns()).unwrap_or(0);
+    ((pid << 40) ^ (TAKEN.fetch_add(1, Relaxed) << 20) ^ now) | 1
 }
 
 /// A lock description of byte `k` of the file.
@@ -544,6 +651,17 @@ fn lock_byte(fd: c_int, k: usize) -> bool {
     let lock = flock_of(libc::F_WRLCK as i16, k);
     // SAFETY: `lock` is a valid `flock`.
     unsafe { libc::fcntl(fd, libc::F_OFD_SETLK, &lock) == 0 }
+}
+
+/// Word `s` less the registration of a sleeper of the slot whose image is
+/// `image` (changed to match), wanting `n` permits; unchanged if the slot
+/// has none (reclaimed, so the word has none of it either).
+fn unregistered(s: u64, image: &mut Image, n: u64) -> u64 {
+    let one = u64::from(image.sleeping > 0 && s & SLEEPERS >= SLEEPER);
+    let multi = u64::from(one == 1 && n > 1 && image.multi > 0 && s & MULTIS >= MULTI);
+    image.sleeping -= one as u32;
+    image.multi -= multi as u32;
+    s - one * SLEEPER - multi * MULTI
 }
 
 impl Semaphore {
@@ -589,10 +707,21 @@ impl Semaphore {
         let mut head_spun = false;
         let told = Cell::new(false);
         loop {
-            let locked = r.lock(self).map_err(|_| AcquireError::Busy)?;
-            let Ok(k) = r.slot(self, owner) else {
+            // A registered waiter must take the mutex to leave, whatever
+            // its deadline (its registration and queue entry cannot stay).
+            let locked = r.lock(
+                self,
+                Some(owner),
+                if registered { Wait::Forever } else { wait },
+            )?;
+            let Ok((k, lost)) = r.slot(self, owner) else {
                 return Err(AcquireError::Busy);
             };
+            if lost {
+                // Our registration and queue entry went with the old slot.
+                registered = false;
+                ticket = None;
+            }
             // In FIFO mode only the head may take (or anyone, while nobody
             // is queued).
             let head = r.head(self.state.load(Acquire));
@@ -604,12 +733,12 @@ impl Semaphore {
                         return None;
                     }
                     image.held = image.held.saturating_add(n as i64);
-                    let mut word = s - n;
-                    if registered {
-                        word -= SLEEPER + multi;
-                        image.sleeping = image.sleeping.saturating_sub(1);
-                        image.multi = image.multi.saturating_sub(u32::from(n > 1));
-                    }
+                    let word = if registered {
+                        unregistered(s, &mut image, n)
+                    } else {
+                        s
+                    };
+                    let word = word - n;
                     // Told if any came back from a dead process.
                     told.set(unreported > 0);
                     Some((word, image, unreported.saturating_sub(n)))
@@ -635,9 +764,7 @@ impl Semaphore {
             if let Some(e) = gives_up(s, deadline) {
                 if registered {
                     r.commit(self, k, &|s, mut image, unreported| {
-                        image.sleeping = image.sleeping.saturating_sub(1);
-                        image.multi = image.multi.saturating_sub(u32::from(n > 1));
-                        Some((s.wrapping_sub(SLEEPER + multi), image, unreported))
+                        Some((unregistered(s, &mut image, n), image, unreported))
                     });
                 }
                 // Those behind a head that leaves may go now.
@@ -719,8 +846,10 @@ impl Semaphore {
     pub(crate) fn recover_release(&self, owner: &Owner, n: u64) -> Result<(), ReleaseError> {
         let r = owner.recovery();
         let max = self.params.max.min(SHARED_COUNT_MAX);
-        let locked = r.lock(self).map_err(|_| ReleaseError::Busy)?;
-        let k = r.slot(self, owner).map_err(|_| ReleaseError::Busy)?;
+        let locked = r
+            .lock(self, Some(owner), Wait::Forever)
+            .map_err(|_| ReleaseError::Busy)?;
+        let (k, _) = r.slot(self, owner).map_err(|_| ReleaseError::Busy)?;
         let added = r.commit(self, k, &|s, mut image, unreported| {
             if n > max.saturating_sub(s & COUNT) {
                 return None;
@@ -752,8 +881,12 @@ impl Semaphore {
     /// while FIFO waiters are queued, who come first).
     pub(crate) fn recover_drain(&self, owner: &Owner) -> u64 {
         let r = owner.recovery();
-        let Ok(locked) = r.lock(self) else { return 0 };
-        let Ok(k) = r.slot(self, owner) else { return 0 };
+        let Ok(locked) = r.lock(self, Some(owner), Wait::Never) else {
+            return 0;
+        };
+        let Ok((k, _)) = r.slot(self, owner) else {
+            return 0;
+        };
         if r.fifo() && r.head(self.state.load(Relaxed)).is_some() {
             return 0;
         }
@@ -780,14 +913,15 @@ impl Semaphore {
         }
     }
 
-    /// When a managed handle is made: takes its slot. False if every slot
-    /// is used by a live handle.
-    pub(crate) fn recover_join(&self, owner: &Owner) -> bool {
+    /// When a managed handle is made: takes its slot. `ENOSPC` if every
+    /// slot is used by a live handle; `EBADF` if its descriptor does not
+    /// lead to the semaphore's file; `EAGAIN` if the mutex is unusable.
+    pub(crate) fn recover_join(&self, owner: &Owner) -> Result<(), c_int> {
         let r = owner.recovery();
-        let Ok(locked) = r.lock(self) else {
-            return false;
-        };
-        let joined = r.slot(self, owner).is_ok();
+        let locked = r
+            .lock(self, None, Wait::Forever)
+            .map_err(|_| libc::EAGAIN)?;
+        let joined = r.slot(self, owner).map(|_| ());
         drop(locked);
         joined
     }
@@ -798,7 +932,12 @@ impl Semaphore {
     pub(crate) fn recover_leave(&self, owner: &Owner) {
         let r = owner.recovery();
         let Some(k) = owner.slot() else { return };
-        let Ok(locked) = r.lock(self) else { return };
+        let Ok(locked) = r.lock(self, Some(owner), Wait::Forever) else {
+            return;
+        };
+        if r.slots[k].tag.load(Relaxed) != owner.tag() {
+            return; // reclaimed already (see `slot`)
+        }
         let given = r.reclaim(self, k);
         drop(locked);
         if given > 0 {
@@ -832,8 +971,8 @@ mod tests {
         std::thread::spawn(move || {
             let owner = shm::owner(sem).unwrap();
             let r = owner.recovery();
-            let locked = r.lock(sem).unwrap();
-            let k = r.slot(sem, &owner).unwrap();
+            let locked = r.lock(sem, None, Wait::Forever).unwrap();
+            let (k, _) = r.slot(sem, &owner).unwrap();
             let s = sem.state.load(Relaxed);
             let before = r.slots[k].get();
             let after = Image {
@@ -858,11 +997,11 @@ mod tests {
         let owner = shm::owner(sem).unwrap();
         let r = owner.recovery();
         // The next locker repairs: the slot holds the permit the word lost.
-        drop(r.lock(sem).unwrap());
+        drop(r.lock(sem, None, Wait::Forever).unwrap());
         assert_eq!(r.slots[k].get().held, 1);
         assert_eq!(sem.state.load(Relaxed) & COUNT, 1);
         // So giving that slot back restores the count exactly.
-        let locked = r.lock(sem).unwrap();
+        let locked = r.lock(sem, None, Wait::Forever).unwrap();
         assert_eq!(r.reclaim(sem, k), 1);
         drop(locked);
         assert_eq!(sem.state.load(Relaxed) & COUNT, 2);
@@ -874,9 +1013,23 @@ mod tests {
         let k = die_inside_a_change(sem, false);
         let owner = shm::owner(sem).unwrap();
         let r = owner.recovery();
-        drop(r.lock(sem).unwrap());
+        drop(r.lock(sem, None, Wait::Forever).unwrap());
         assert_eq!(r.slots[k].get().held, 0);
         assert_eq!(sem.state.load(Relaxed) & COUNT, 2);
         assert_eq!(r.journal.active.load(Relaxed), 0);
+    }
+
+    #[test]
+    fn a_scan_stamp_from_another_clock_ahead_is_stale() {
+        // A process in a time namespace whose monotonic clock is ahead
+        // stamped the last scan in our future: scans must go on.
+        let sem = recover_sem(1, 1);
+        let owner = shm::owner(sem).unwrap();
+        let r = owner.recovery();
+        let locked = r.lock(sem, None, Wait::Forever).unwrap();
+        r.scanned_at.store(u64::MAX / 2, Relaxed);
+        r.scan(sem, owner.fd(), None, false);
+        drop(locked);
+        assert!(r.scanned_at.load(Relaxed) < u64::MAX / 2);
     }
 }

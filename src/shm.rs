@@ -71,6 +71,10 @@ static IN_USE: AtomicUsize = AtomicUsize::new(0);
 /// recovery slot + 1 in the low 32 (0: none taken yet). 0 for any other
 /// handle.
 static OWNERS: [AtomicU64; TABLE] = [const { AtomicU64::new(0) }; TABLE];
+/// Beside each `OWNERS` entry with a slot: the tag this handle wrote into
+/// its slot when it took it (see `recover.rs`: a slot reclaimed from under
+/// a live handle shows another tag).
+static TAGS: [AtomicU64; TABLE] = [const { AtomicU64::new(0) }; TABLE];
 
 /// A `SEM_RECOVER` handle of this process: where its descriptor and slot
 /// are kept.
@@ -93,10 +97,18 @@ impl Owner {
             .map(|k| k as usize)
     }
 
-    /// Records the handle's slot (under the recovery mutex).
-    pub(crate) fn set_slot(&self, k: usize) {
+    /// The tag the handle wrote into its slot.
+    pub(crate) fn tag(&self) -> u64 {
+        TAGS[self.index].load(Acquire)
+    }
+
+    /// Records the handle's slot and its tag (under the recovery mutex),
+    /// or that it has none (`None`).
+    pub(crate) fn set_slot(&self, slot: Option<(usize, u64)>) {
         let fd = OWNERS[self.index].load(Acquire) & !0xFFFF_FFFF;
-        OWNERS[self.index].store(fd | (k as u64 + 1), Release);
+        let (k, tag) = slot.map_or((0, 0), |(k, tag)| (k as u64 + 1, tag));
+        TAGS[self.index].store(tag, Release);
+        OWNERS[self.index].store(fd | k, Release);
     }
 
     /// The semaphore's recovery area.
@@ -200,6 +212,7 @@ fn forget(region: *mut Region) {
             0 => return,
             a if a == address => {
                 OWNERS[i].store(0, Release);
+                TAGS[i].store(0, Release);
                 MAPPED[i].store(FREED, Release);
                 IN_USE.fetch_sub(1, Release);
                 clear_from(i);
@@ -259,10 +272,10 @@ fn handle(region: *mut Region, fd: Option<c_int>) -> Result<*mut Semaphore, c_in
     // SAFETY: the region is mapped and recorded.
     let semaphore = unsafe { &(*region).semaphore };
     if let Some(owner) = owner(semaphore)
-        && !semaphore.recover_join(&owner)
+        && let Err(e) = semaphore.recover_join(&owner)
     {
         forget(region);
-        return failed(libc::ENOSPC);
+        return failed(e);
     }
     Ok(region.cast())
 }
@@ -339,7 +352,13 @@ unsafe fn unmap_region(region: *mut Region) {
 /// # Safety
 /// `region` came from `map` of a new (all-zero) file or anonymous memory,
 /// and nobody else can see it yet.
-unsafe fn initialize(region: *mut Region, value: u64, max: u64, mode: u32) -> Result<(), c_int> {
+unsafe fn initialize(
+    region: *mut Region,
+    value: u64,
+    max: u64,
+    mode: u32,
+    fd: c_int,
+) -> Result<(), c_int> {
     // SAFETY: `region` is valid for writes of a `Region` (a mapping of at
     // least its size, page-aligned), all zeros, and nobody reads it yet.
     unsafe {
@@ -348,7 +367,7 @@ unsafe fn initialize(region: *mut Region, value: u64, max: u64, mode: u32) -> Re
             return Err(libc::EINVAL);
         }
         if mode != 0 {
-            Recovery::init(core::ptr::addr_of_mut!((*region).recovery), mode)?;
+            Recovery::init(core::ptr::addr_of_mut!((*region).recovery), mode, fd)?;
         }
         core::ptr::addr_of_mut!((*region).layout).write(LAYOUT);
         (*region).magic.store(MAGIC, Release);
@@ -390,7 +409,7 @@ pub(crate) fn create_anonymous(value: u64, max: u64, mode: u32) -> Result<*mut S
         Err(e) => return close(e),
     };
     // SAFETY: a fresh mapping (zeros) that only this thread knows.
-    if let Err(e) = unsafe { initialize(region, value, max, mode) } {
+    if let Err(e) = unsafe { initialize(region, value, max, mode, fd.unwrap_or(-1)) } {
         // SAFETY: nobody else saw it.
         unsafe { unmap_region(region) };
         return close(e);
@@ -526,7 +545,7 @@ fn fill_and_link(
     let region = map(fd)?;
     // SAFETY: a fresh mapping of a new (all-zero) file that has no name yet:
     // nobody else can see it.
-    if let Err(e) = unsafe { initialize(region, value, max, mode) } {
+    if let Err(e) = unsafe { initialize(region, value, max, mode, fd) } {
         // SAFETY: nobody else saw it.
         unsafe { unmap_region(region) };
         return Err(e);
@@ -569,18 +588,21 @@ pub(crate) fn unlink_named(name: &CStr) -> Result<(), c_int> {
 /// thread of this process uses it any more.
 pub(crate) unsafe fn unmap(semaphore: *mut Semaphore) {
     // SAFETY: the handle is mapped until the unmap below.
-    if let Some(owner) = owner(unsafe { &*semaphore }) {
-        // A recover-mode handle gives back what it holds, then lets go of
-        // its slot's lock.
+    let owner = owner(unsafe { &*semaphore });
+    if let Some(owner) = &owner {
+        // A managed handle gives back what it holds, then lets go of its
+        // slot's lock.
         // SAFETY: as above.
-        unsafe { (*semaphore).recover_leave(&owner) };
-        let fd = owner.fd();
-        if fd >= 0 {
-            // SAFETY: the handle's own descriptor, used by nothing else now.
-            unsafe { libc::close(fd) };
-        }
+        unsafe { (*semaphore).recover_leave(owner) };
     }
+    let fd = owner.map_or(-1, |o| o.fd());
+    // Out of the table before the descriptor closes: a fork from another
+    // thread must not reopen and close whatever file gets that number next.
     forget(semaphore.cast());
+    if fd >= 0 {
+        // SAFETY: the handle's own descriptor, used by nothing else now.
+        unsafe { libc::close(fd) };
+    }
     // SAFETY: the handle is the region's address (the semaphore is at
     // offset 0), by this function's contract.
     unsafe { unmap_region(semaphore.cast()) };
@@ -596,15 +618,21 @@ pub(crate) fn reopen_after_fork() {
     if IN_USE.load(Relaxed) == 0 {
         return;
     }
-    for entry in &OWNERS {
+    for (entry, tag) in OWNERS.iter().zip(&TAGS) {
         let packed = entry.load(Relaxed);
         if packed == 0 {
             continue;
         }
+        tag.store(0, Relaxed);
         let fd = (((packed >> 32) & 0x7FFF_FFFF) as c_int) - 1;
+        if fd < 0 {
+            // Not reopened in an earlier fork: nothing to reopen (and
+            // "/proc/self/fd/-1" must not become descriptor 0's file).
+            continue;
+        }
         let mut path = *b"/proc/self/fd/\0\0\0\0\0\0\0\0\0\0\0";
         let mut digits = [0u8; 10];
-        let (mut v, mut len) = (fd.max(0) as u32, 0);
+        let (mut v, mut len) = (fd as u32, 0);
         loop {
             digits[len] = b'0' + (v % 10) as u8;
             len += 1;
@@ -619,10 +647,8 @@ pub(crate) fn reopen_after_fork() {
         // SAFETY: `path` is NUL-terminated (the buffer ends in zeros past
         // the at most 10 digits).
         let new = unsafe { libc::open(path.as_ptr().cast(), libc::O_RDWR | libc::O_CLOEXEC) };
-        if fd >= 0 {
-            // SAFETY: the inherited descriptor, this handle's.
-            unsafe { libc::close(fd) };
-        }
+        // SAFETY: the inherited descriptor, this handle's.
+        unsafe { libc::close(fd) };
         // (-1 if it could not be reopened: the handle's calls then return
         // `SEM_EBUSY`.)
         entry.store(owner_entry(new), Relaxed);
