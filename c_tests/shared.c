@@ -592,8 +592,12 @@ static void *acquire_then_free(void *arg) {
 }
 
 static void free_right_after_acquire(void) {
-    for (int i = 0; i < 2000; i++) {
-        struct freer f = {sem_new_shared(0, 1, 0), 0};
+    /* Plain shared semaphores, then managed ones (whose release unlocks
+     * their mutex and wakes after its last change). */
+    uint32_t kinds[] = {0, SEM_RECOVER, SEM_FIFO};
+    for (int i = 0; i < 3000; i++) {
+        uint32_t flags = kinds[i < 2000 ? 0 : 1 + i % 2];
+        struct freer f = {sem_new_shared(0, 1, flags), 0};
         CHECK(f.sem != NULL);
         pthread_t t = spawn(acquire_then_free, &f);
         EVENTUALLY(atomic_load(&f.waiting) == 1);
