@@ -688,15 +688,7 @@ impl Semaphore {
             _ => None,
         };
         if wait != Wait::Never && !fifo {
-            self.spin(|s| {
-                if s & CLOSED != 0 || s & COUNT >= n {
-                    Some(true)
-                } else if s & SLEEPERS != 0 {
-                    Some(false)
-                } else {
-                    None
-                }
-            });
+            self.spin_while_nobody_sleeps(n);
         }
         let multi = if n > 1 { MULTI } else { 0 };
         let mut registered = false;

@@ -191,18 +191,7 @@ impl Semaphore {
             Wait::Forever => None,
         };
         let mut registered = false;
-        // Spin first, as in-process acquirers do, while nobody sleeps: a
-        // permit passed between running processes then costs a cache-line
-        // transfer, not a futex wake-up.
-        self.spin(|s| {
-            if s & CLOSED != 0 || s & COUNT >= n {
-                Some(true)
-            } else if s & SLEEPERS != 0 {
-                Some(false)
-            } else {
-                None
-            }
-        });
+        self.spin_while_nobody_sleeps(n);
         let mut s = self.state.load(Relaxed);
         loop {
             if s & CLOSED == 0 && s & COUNT >= n {
@@ -254,6 +243,21 @@ impl Semaphore {
             self.sleep_on_word(s, n, cap, deadline);
             s = self.state.load(Relaxed);
         }
+    }
+
+    /// Spins first, as in-process acquirers do, while nobody sleeps, until
+    /// `n` permits are free (or a shutdown): a permit passed between running
+    /// processes then costs a cache-line transfer, not a futex wake-up.
+    pub(crate) fn spin_while_nobody_sleeps(&self, n: u64) {
+        self.spin(|s| {
+            if s & CLOSED != 0 || s & COUNT >= n {
+                Some(true)
+            } else if s & SLEEPERS != 0 {
+                Some(false)
+            } else {
+                None
+            }
+        });
     }
 
     /// The count (as of `s`) is too small for `n`: sleeps while the low 32
