@@ -983,6 +983,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "memfd, robust mutexes and OFD locks: system calls Miri does not model"
+    )]
     fn a_change_cut_after_the_word_is_completed() {
         let sem = recover_sem(2, 2);
         let k = die_inside_a_change(sem, true);
@@ -1000,6 +1004,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "memfd, robust mutexes and OFD locks: system calls Miri does not model"
+    )]
     fn a_change_cut_before_the_word_is_undone() {
         let sem = recover_sem(2, 2);
         let k = die_inside_a_change(sem, false);
@@ -1012,6 +1020,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "memfd, robust mutexes and OFD locks: system calls Miri does not model"
+    )]
     fn a_scan_stamp_from_another_clock_ahead_is_stale() {
         // A process in a time namespace whose monotonic clock is ahead
         // stamped the last scan in our future: scans must go on.
