@@ -47,6 +47,7 @@ static int wait_child(pid_t pid, double seconds, int line) {
 
 /* Forks a child that runs `body(sem, arg)` and exits with its result. */
 static pid_t fork_child(int (*body)(rsem_semaphore *, int64_t), rsem_semaphore *sem, int64_t arg) {
+    fflush(NULL); /* or the child repeats what the parent had buffered */
     pid_t pid = fork();
     CHECK(pid >= 0);
     if (pid == 0) {

@@ -109,12 +109,13 @@
  * `sem_notifier_free`: acquires submitted with the notifier have not been
  * drained yet. Nothing was freed. On a `SEM_RECOVER` or `SEM_FIFO` shared
  * semaphore, from any acquire or release: its lock is held by the calling
- * thread through the same handle (a call from a signal handler that
- * interrupted another call on it), or the handle could not have a slot
+ * thread (a call from a signal handler that interrupted another call on
+ * the same semaphore, through any handle), or the handle has no slot
  * (every one of `SEM_RECOVER_SLOTS` is used by a live handle; a forked
  * child that could not reopen the file, without `/proc` or out of
- * descriptors; a descriptor the program closed). Nothing was taken or
- * released.
+ * descriptors; or the handle is dead: its descriptor was closed by the
+ * program and its slot reclaimed, after which every call on it returns
+ * this). Nothing was taken or released.
  */
 #define SEM_EBUSY (-4)
 
@@ -341,9 +342,10 @@ RSEM_API void sem_free(rsem_semaphore *sem);
  * caller's, and some came back from a process that died holding them) and
  * `SEM_EBUSY` (nothing taken: its lock is held by this thread, or the
  * handle has no slot); there the call takes the semaphore's lock (a
- * non-blocking one only tries it, and returns `SEM_TIMEDOUT` if another
- * process holds it; a timed one waits for it until its deadline) and is
- * not async-signal-safe.
+ * non-blocking one, or a timed one with less than 10 ms left, waits up to
+ * 10 ms for it and then returns `SEM_TIMEDOUT`: a peer holds it that long
+ * only while it is stopped or kept off the CPU inside a call; a timed one
+ * waits for it until its deadline) and is not async-signal-safe.
  *
  * Thread-safety: may be called from any thread at any time, but not from a
  * signal handler (it may wait for the semaphore's queue lock, which the
@@ -369,9 +371,10 @@ RSEM_API int sem_acquire(rsem_semaphore *sem);
  * caller's, and some came back from a process that died holding them) and
  * `SEM_EBUSY` (nothing taken: its lock is held by this thread, or the
  * handle has no slot); there the call takes the semaphore's lock (a
- * non-blocking one only tries it, and returns `SEM_TIMEDOUT` if another
- * process holds it; a timed one waits for it until its deadline) and is
- * not async-signal-safe.
+ * non-blocking one, or a timed one with less than 10 ms left, waits up to
+ * 10 ms for it and then returns `SEM_TIMEDOUT`: a peer holds it that long
+ * only while it is stopped or kept off the CPU inside a call; a timed one
+ * waits for it until its deadline) and is not async-signal-safe.
  *
  * Thread-safety: may be called from any thread at any time, and from a
  * signal handler (async-signal-safe: a few atomic instructions).
@@ -402,9 +405,10 @@ RSEM_API int sem_try_acquire(rsem_semaphore *sem);
  * caller's, and some came back from a process that died holding them) and
  * `SEM_EBUSY` (nothing taken: its lock is held by this thread, or the
  * handle has no slot); there the call takes the semaphore's lock (a
- * non-blocking one only tries it, and returns `SEM_TIMEDOUT` if another
- * process holds it; a timed one waits for it until its deadline) and is
- * not async-signal-safe.
+ * non-blocking one, or a timed one with less than 10 ms left, waits up to
+ * 10 ms for it and then returns `SEM_TIMEDOUT`: a peer holds it that long
+ * only while it is stopped or kept off the CPU inside a call; a timed one
+ * waits for it until its deadline) and is not async-signal-safe.
  *
  * Thread-safety: may be called from any thread at any time, but not from a
  * signal handler (it may wait for the semaphore's queue lock, which the
@@ -431,9 +435,10 @@ RSEM_API int sem_acquire_timed(rsem_semaphore *sem, double timeout_seconds);
  * caller's, and some came back from a process that died holding them) and
  * `SEM_EBUSY` (nothing taken: its lock is held by this thread, or the
  * handle has no slot); there the call takes the semaphore's lock (a
- * non-blocking one only tries it, and returns `SEM_TIMEDOUT` if another
- * process holds it; a timed one waits for it until its deadline) and is
- * not async-signal-safe.
+ * non-blocking one, or a timed one with less than 10 ms left, waits up to
+ * 10 ms for it and then returns `SEM_TIMEDOUT`: a peer holds it that long
+ * only while it is stopped or kept off the CPU inside a call; a timed one
+ * waits for it until its deadline) and is not async-signal-safe.
  *
  * Thread-safety: may be called from any thread at any time, but not from a
  * signal handler (it may wait for the semaphore's queue lock, which the
@@ -463,9 +468,10 @@ RSEM_API int sem_acquire_many(rsem_semaphore *sem, int64_t n, double timeout_sec
  * caller's, and some came back from a process that died holding them) and
  * `SEM_EBUSY` (nothing taken: its lock is held by this thread, or the
  * handle has no slot); there the call takes the semaphore's lock (a
- * non-blocking one only tries it, and returns `SEM_TIMEDOUT` if another
- * process holds it; a timed one waits for it until its deadline) and is
- * not async-signal-safe.
+ * non-blocking one, or a timed one with less than 10 ms left, waits up to
+ * 10 ms for it and then returns `SEM_TIMEDOUT`: a peer holds it that long
+ * only while it is stopped or kept off the CPU inside a call; a timed one
+ * waits for it until its deadline) and is not async-signal-safe.
  *
  * Thread-safety: may be called from any thread at any time, but not from a
  * signal handler (it may wait for the semaphore's queue lock, which the
@@ -901,9 +907,11 @@ RSEM_API int sem_notifier_free(rsem_notifier *notifier);
  * description of its handle's own, which only closing that description
  * releases: the process's exit however it dies, `exec` (the descriptor is
  * close-on-exec), `sem_free`, or the program closing the descriptor
- * itself (a daemon's close-everything loop: that counts as the handle's
- * death, its permits come back, and the handle's later calls return
- * `SEM_EBUSY`); a `fork()`ed child gets a description of its own (through
+ * itself (a daemon's close-everything loop, or `dup2` over its number:
+ * that counts as the handle's death, its permits come back, its waiters
+ * leave the semaphore, and once another process has seen that, every call
+ * on the handle, from every thread, returns `SEM_EBUSY`: free it and open
+ * another); a `fork()`ed child gets a description of its own (through
  * `/proc/self/fd`). Permits of a dead process are found by
  * the next acquire that finds too few (at most every 10 ms) and by
  * sleepers, who look every 100 ms: waiters get them within about 0.1 s
@@ -915,14 +923,15 @@ RSEM_API int sem_notifier_free(rsem_notifier *notifier);
  * that the next caller completes or undoes. The costs: each call takes
  * that mutex (no system call while it is free; a process stopped inside a
  * call, by `SIGSTOP` or a debugger, holds it until it runs again: then
- * releases and untimed acquires wait for it, non-blocking acquires return
- * `SEM_TIMEDOUT`, and timed ones wait for it at most until their deadline,
- * unless they had registered to sleep already: they must take it to
- * leave);
+ * releases and untimed acquires wait for it, non-blocking acquires wait
+ * 10 ms for it and return `SEM_TIMEDOUT`, and timed ones wait for it until
+ * their deadline (at least 10 ms), unless they had registered to sleep
+ * already: they must take it to leave);
  * `sem_release` is no longer async-signal-safe (from a signal handler
- * that interrupted a call on the same handle in this thread it returns
- * `SEM_EBUSY`); a process that dies while registered as a sleeper no
- * longer stays counted.
+ * that interrupted a call on the same semaphore in this thread, through
+ * any handle, while that call holds the lock, it returns `SEM_EBUSY`); a
+ * process that dies while registered as a sleeper no longer stays
+ * counted.
  *
  * `SEM_FIFO` (arrival order, as in-process): blocked acquirers, in every
  * process, are served strictly in the order they started to wait; a

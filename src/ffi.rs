@@ -212,9 +212,10 @@ pub unsafe extern "C" fn sem_free(sem: *mut Semaphore) {
 /// caller's, and some came back from a process that died holding them) and
 /// `SEM_EBUSY` (nothing taken: its lock is held by this thread, or the
 /// handle has no slot); there the call takes the semaphore's lock (a
-/// non-blocking one only tries it, and returns `SEM_TIMEDOUT` if another
-/// process holds it; a timed one waits for it until its deadline) and is
-/// not async-signal-safe.
+/// non-blocking one, or a timed one with less than 10 ms left, waits up to
+/// 10 ms for it and then returns `SEM_TIMEDOUT`: a peer holds it that long
+/// only while it is stopped or kept off the CPU inside a call; a timed one
+/// waits for it until its deadline) and is not async-signal-safe.
 ///
 /// Thread-safety: may be called from any thread at any time, but not from a
 /// signal handler (it may wait for the semaphore's queue lock, which the
@@ -246,9 +247,10 @@ pub unsafe extern "C" fn sem_acquire(sem: *mut Semaphore) -> c_int {
 /// caller's, and some came back from a process that died holding them) and
 /// `SEM_EBUSY` (nothing taken: its lock is held by this thread, or the
 /// handle has no slot); there the call takes the semaphore's lock (a
-/// non-blocking one only tries it, and returns `SEM_TIMEDOUT` if another
-/// process holds it; a timed one waits for it until its deadline) and is
-/// not async-signal-safe.
+/// non-blocking one, or a timed one with less than 10 ms left, waits up to
+/// 10 ms for it and then returns `SEM_TIMEDOUT`: a peer holds it that long
+/// only while it is stopped or kept off the CPU inside a call; a timed one
+/// waits for it until its deadline) and is not async-signal-safe.
 ///
 /// Thread-safety: may be called from any thread at any time, and from a
 /// signal handler (async-signal-safe: a few atomic instructions).
@@ -285,9 +287,10 @@ pub unsafe extern "C" fn sem_try_acquire(sem: *mut Semaphore) -> c_int {
 /// caller's, and some came back from a process that died holding them) and
 /// `SEM_EBUSY` (nothing taken: its lock is held by this thread, or the
 /// handle has no slot); there the call takes the semaphore's lock (a
-/// non-blocking one only tries it, and returns `SEM_TIMEDOUT` if another
-/// process holds it; a timed one waits for it until its deadline) and is
-/// not async-signal-safe.
+/// non-blocking one, or a timed one with less than 10 ms left, waits up to
+/// 10 ms for it and then returns `SEM_TIMEDOUT`: a peer holds it that long
+/// only while it is stopped or kept off the CPU inside a call; a timed one
+/// waits for it until its deadline) and is not async-signal-safe.
 ///
 /// Thread-safety: may be called from any thread at any time, but not from a
 /// signal handler (it may wait for the semaphore's queue lock, which the
@@ -326,9 +329,10 @@ pub unsafe extern "C" fn sem_acquire_timed(sem: *mut Semaphore, timeout_seconds:
 /// caller's, and some came back from a process that died holding them) and
 /// `SEM_EBUSY` (nothing taken: its lock is held by this thread, or the
 /// handle has no slot); there the call takes the semaphore's lock (a
-/// non-blocking one only tries it, and returns `SEM_TIMEDOUT` if another
-/// process holds it; a timed one waits for it until its deadline) and is
-/// not async-signal-safe.
+/// non-blocking one, or a timed one with less than 10 ms left, waits up to
+/// 10 ms for it and then returns `SEM_TIMEDOUT`: a peer holds it that long
+/// only while it is stopped or kept off the CPU inside a call; a timed one
+/// waits for it until its deadline) and is not async-signal-safe.
 ///
 /// Thread-safety: may be called from any thread at any time, but not from a
 /// signal handler (it may wait for the semaphore's queue lock, which the
@@ -374,9 +378,10 @@ pub unsafe extern "C" fn sem_acquire_many(
 /// caller's, and some came back from a process that died holding them) and
 /// `SEM_EBUSY` (nothing taken: its lock is held by this thread, or the
 /// handle has no slot); there the call takes the semaphore's lock (a
-/// non-blocking one only tries it, and returns `SEM_TIMEDOUT` if another
-/// process holds it; a timed one waits for it until its deadline) and is
-/// not async-signal-safe.
+/// non-blocking one, or a timed one with less than 10 ms left, waits up to
+/// 10 ms for it and then returns `SEM_TIMEDOUT`: a peer holds it that long
+/// only while it is stopped or kept off the CPU inside a call; a timed one
+/// waits for it until its deadline) and is not async-signal-safe.
 ///
 /// Thread-safety: may be called from any thread at any time, but not from a
 /// signal handler (it may wait for the semaphore's queue lock, which the

@@ -82,9 +82,11 @@ fn handle(result: Result<*mut Semaphore, c_int>) -> *mut Semaphore {
 /// description of its handle's own, which only closing that description
 /// releases: the process's exit however it dies, `exec` (the descriptor is
 /// close-on-exec), `sem_free`, or the program closing the descriptor
-/// itself (a daemon's close-everything loop: that counts as the handle's
-/// death, its permits come back, and the handle's later calls return
-/// `SEM_EBUSY`); a `fork()`ed child gets a description of its own (through
+/// itself (a daemon's close-everything loop, or `dup2` over its number:
+/// that counts as the handle's death, its permits come back, its waiters
+/// leave the semaphore, and once another process has seen that, every call
+/// on the handle, from every thread, returns `SEM_EBUSY`: free it and open
+/// another); a `fork()`ed child gets a description of its own (through
 /// `/proc/self/fd`). Permits of a dead process are found by
 /// the next acquire that finds too few (at most every 10 ms) and by
 /// sleepers, who look every 100 ms: waiters get them within about 0.1 s
@@ -96,14 +98,15 @@ fn handle(result: Result<*mut Semaphore, c_int>) -> *mut Semaphore {
 /// that the next caller completes or undoes. The costs: each call takes
 /// that mutex (no system call while it is free; a process stopped inside a
 /// call, by `SIGSTOP` or a debugger, holds it until it runs again: then
-/// releases and untimed acquires wait for it, non-blocking acquires return
-/// `SEM_TIMEDOUT`, and timed ones wait for it at most until their deadline,
-/// unless they had registered to sleep already: they must take it to
-/// leave);
+/// releases and untimed acquires wait for it, non-blocking acquires wait
+/// 10 ms for it and return `SEM_TIMEDOUT`, and timed ones wait for it until
+/// their deadline (at least 10 ms), unless they had registered to sleep
+/// already: they must take it to leave);
 /// `sem_release` is no longer async-signal-safe (from a signal handler
-/// that interrupted a call on the same handle in this thread it returns
-/// `SEM_EBUSY`); a process that dies while registered as a sleeper no
-/// longer stays counted.
+/// that interrupted a call on the same semaphore in this thread, through
+/// any handle, while that call holds the lock, it returns `SEM_EBUSY`); a
+/// process that dies while registered as a sleeper no longer stays
+/// counted.
 ///
 /// `SEM_FIFO` (arrival order, as in-process): blocked acquirers, in every
 /// process, are served strictly in the order they started to wait; a

@@ -12,9 +12,9 @@
 //!   negative for a process that released more than it took), and how many
 //!   of its threads are registered as sleepers in the word (`sleeping`,
 //!   `multi`);
-//! - a robust, process-shared, error-checking pthread mutex that every
-//!   change of the count or of the sleeper fields takes, so that the word
-//!   and a slot change together;
+//! - a robust, process-shared pthread mutex that every change of the
+//!   count or of the sleeper fields takes, so that the word and a slot
+//!   change together;
 //! - a *journal* of the one change in progress: the slot's image before
 //!   and after, and the word after;
 //! - `unreported`: permits given back for dead processes that no acquire
@@ -58,17 +58,26 @@
 //!   doing anything special.
 //! - `sem_free` of a recover-mode handle gives its slot's permits back the
 //!   same way, then closes its descriptor.
+//! - A handle whose description the program closed (a stray `close`, a
+//!   close-every-descriptor loop) looks dead, and its slot may be
+//!   reclaimed: its permits given back and its waiters taken out. Such a
+//!   handle is dead for good: its slot shows another tag, and every later
+//!   call on it (every thread's, waiters included) returns `SEM_EBUSY`. It
+//!   takes no new slot: that would count what it still holds twice, and
+//!   its descriptor may now lead to another handle's description.
 //!
 //! What this costs: every operation on a recover-mode semaphore takes the
 //! mutex (no system call while it is free), and `sem_release` is then not
-//! async-signal-safe: a release from a signal handler that interrupted
-//! this thread inside a call on the same semaphore returns `SEM_EBUSY`
-//! instead of deadlocking.
+//! async-signal-safe. A thread marks which semaphore it is taking the mutex
+//! of (`INSIDE`, thread-local) before it takes it and until it has given it
+//! up: a call from a signal handler that interrupted such a call on the same
+//! semaphore (through any handle) only tries the mutex, and returns
+//! `SEM_EBUSY` if it is held, instead of deadlocking.
 
 use core::cell::{Cell, UnsafeCell};
 use core::ffi::c_int;
-use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
-use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64};
+use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
+use core::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, compiler_fence};
 use std::time::{Duration, Instant};
 
 use crate::deadline::Wait;
@@ -179,11 +188,6 @@ pub(crate) struct Recovery {
     /// leaving the queue, a dead process's permits or entries removed.
     queue_seq: AtomicU32,
     mutex: UnsafeCell<libc::pthread_mutex_t>,
-    /// The thread (`pthread_self`) and slot + 1 that hold the mutex (0
-    /// when free): a call from a signal handler that interrupted that
-    /// thread's call on the same handle is refused instead of deadlocking.
-    holder_thread: AtomicU64,
-    holder_slot: AtomicU64,
     /// The file's device and inode: a descriptor that no longer leads to
     /// it (closed and its number reused) proves nothing about locks.
     file_dev: AtomicU64,
@@ -235,7 +239,7 @@ impl Recovery {
                 return Err(rc);
             }
             // Not error-checking: that compares thread IDs, which repeat
-            // across PID namespaces (`holder_*` catches re-entry instead).
+            // across PID namespaces (`INSIDE` catches re-entry instead).
             for set in [
                 libc::pthread_mutexattr_setpshared(&mut attr, libc::PTHREAD_PROCESS_SHARED),
                 libc::pthread_mutexattr_setrobust(&mut attr, libc::PTHREAD_MUTEX_ROBUST),
@@ -323,55 +327,77 @@ impl Recovery {
         wake_shared(self.queue_seq.as_ptr().cast_const(), i32::MAX, u32::MAX);
     }
 
-    /// Takes the mutex, waiting as `wait` allows (`Never`: only try), and
-    /// repairs what a holder killed inside it left. `Err(Busy)`: this
-    /// thread holds it already through `owner` (a call from a signal
-    /// handler that interrupted one on this handle), or the memory no
-    /// longer holds a usable mutex; `Err(TimedOut)`: not in time (a peer
-    /// holds it: one that is stopped holds it until it runs again).
-    fn lock<'a>(
-        &'a self,
-        sem: &Semaphore,
-        owner: Option<&Owner>,
-        wait: Wait,
-    ) -> Result<Locked<'a>, AcquireError> {
-        // SAFETY: pthread_self has no requirements.
-        let me = unsafe { libc::pthread_self() } as u64;
-        let slot = owner.and_then(Owner::slot).map_or(0, |k| k as u64 + 1);
-        if slot != 0
-            && self.holder_slot.load(Relaxed) == slot
-            && self.holder_thread.load(Relaxed) == me
-        {
-            return Err(AcquireError::Busy);
-        }
+    /// Takes the mutex, waiting as `wait` allows (`Never`: only
+    /// [`LOCK_WAIT`], the bound for every wait shorter than that), and
+    /// repairs what a holder killed inside it left. `Err(Busy)`: a call from
+    /// a signal handler that interrupted this thread's call on the same
+    /// semaphore while that call holds the mutex, or the memory no longer
+    /// holds a usable mutex; `Err(TimedOut)`: not in time (a peer holds it:
+    /// one that is stopped holds it until it runs again).
+    fn lock(&self, sem: &Semaphore, wait: Wait) -> Result<Locked<'_>, AcquireError> {
+        let me = core::ptr::from_ref(self) as usize;
+        // Marked before the mutex is taken (and until after it is given
+        // up), so that a handler finds the mark whenever this thread may
+        // hold it.
+        let outer = INSIDE.with(|c| c.replace(me));
+        compiler_fence(SeqCst);
+        // SAFETY: a nonzero mark is the `Recovery` of a call this thread is
+        // inside (interrupted by this signal handler), which keeps its
+        // mapping until after it clears the mark.
+        let reentered =
+            outer != 0 && (outer == me || self.same_as(unsafe { &*(outer as *const Recovery) }));
         let m = self.mutex.get();
         // SAFETY: the mutex was made by `init` (`managed`), in memory that
         // stays mapped while `sem` is in use; the timespec outlives the
         // call.
         let rc = unsafe {
+            // The interrupted call may hold it (or be about to take it, or
+            // be waiting for it, or have just given it up): try first, and
+            // if it is taken, by whom (the interrupted call cannot go on
+            // while this one waits: waiting for itself would be for ever).
+            let tried = match reentered {
+                true => libc::pthread_mutex_trylock(m),
+                false => libc::EBUSY,
+            };
             match wait {
-                Wait::Never => libc::pthread_mutex_trylock(m),
-                Wait::Until(at) => libc::pthread_mutex_timedlock(m, &realtime(at)),
+                _ if tried != libc::EBUSY => tried,
+                _ if reentered && held_by_this_thread(m) => libc::EDEADLK,
+                Wait::Never => lock_until(m, Instant::now() + LOCK_WAIT),
+                Wait::Until(at) => lock_until(m, at.max(Instant::now() + LOCK_WAIT)),
                 Wait::Forever => libc::pthread_mutex_lock(m),
             }
         };
-        match rc {
-            0 => {}
+        let failed = match rc {
+            0 => None,
             libc::EOWNERDEAD => {
                 self.repair(sem);
                 // SAFETY: this thread holds the mutex (EOWNERDEAD).
                 unsafe { libc::pthread_mutex_consistent(m) };
+                None
             }
-            libc::EBUSY | libc::ETIMEDOUT => return Err(AcquireError::TimedOut),
-            _ => return Err(AcquireError::Busy),
+            libc::ETIMEDOUT => Some(AcquireError::TimedOut),
+            _ => Some(AcquireError::Busy),
+        };
+        if let Some(e) = failed {
+            compiler_fence(SeqCst);
+            INSIDE.with(|c| c.set(outer));
+            return Err(e);
         }
         // A journal left active by a holder that died (the kernel reports
         // that once, with EOWNERDEAD; repairing on every lock also covers
         // a repairer that died before marking the mutex consistent).
         self.repair(sem);
-        self.holder_thread.store(me, Relaxed);
-        self.holder_slot.store(slot, Relaxed);
-        Ok(Locked { recovery: self })
+        Ok(Locked {
+            recovery: self,
+            outer,
+        })
+    }
+
+    /// Whether `other` is the area of the same semaphore (another handle's
+    /// mapping of it).
+    fn same_as(&self, other: &Recovery) -> bool {
+        self.file_ino.load(Relaxed) == other.file_ino.load(Relaxed)
+            && self.file_dev.load(Relaxed) == other.file_dev.load(Relaxed)
     }
 
     /// Whether `fd` still leads to the semaphore's file.
@@ -544,21 +570,21 @@ impl Recovery {
     }
 
     /// Under the mutex: the handle's slot, taken now if it has none yet
-    /// (a new handle, or one inherited by a forked child) or lost it (its
-    /// descriptor was closed by someone else, which others took for its
-    /// death: its permits and registrations were reclaimed). Returns the
-    /// slot and whether it is new after a loss; `ENOSPC` if every slot is
-    /// used by a live handle, `EBADF` if the descriptor no longer leads to
-    /// the semaphore's file.
-    fn slot(&self, sem: &Semaphore, owner: &Owner) -> Result<(usize, bool), c_int> {
-        let lost = match owner.slot() {
-            Some(k) if self.slots[k].tag.load(Relaxed) == owner.tag() => return Ok((k, false)),
+    /// (a new handle, or one inherited by a forked child). `ENOSPC` if
+    /// every slot is used by a live handle, `EBADF` if the descriptor no
+    /// longer leads to the semaphore's file, and `EOWNERDEAD` if the handle
+    /// lost its slot (its description was closed, which others took for its
+    /// death: see the rules), now or before.
+    fn slot(&self, sem: &Semaphore, owner: &Owner) -> Result<usize, c_int> {
+        match owner.slot() {
+            Some(k) if self.slots[k].tag.load(Relaxed) == owner.tag() => return Ok(k),
             Some(_) => {
-                owner.set_slot(None);
-                true
+                owner.set_lost();
+                return Err(libc::EOWNERDEAD);
             }
-            None => false,
-        };
+            None if owner.lost() => return Err(libc::EOWNERDEAD),
+            None => {}
+        }
         let fd = owner.fd();
         if !self.same_file(fd) {
             return Err(libc::EBADF);
@@ -573,7 +599,7 @@ impl Recovery {
                     });
                     self.slots[k].tag.store(tag, Relaxed);
                     owner.set_slot(Some((k, tag)));
-                    return Ok((k, lost));
+                    return Ok(k);
                 }
             }
             if round == 0 && self.scan(sem, fd, None, true) > 0 {
@@ -588,14 +614,95 @@ impl Recovery {
 /// The mutex, held; released on drop.
 struct Locked<'a> {
     recovery: &'a Recovery,
+    /// `INSIDE` before `lock` (a call this one interrupted, or 0).
+    outer: usize,
 }
 
 impl Drop for Locked<'_> {
     fn drop(&mut self) {
-        self.recovery.holder_slot.store(0, Relaxed);
-        self.recovery.holder_thread.store(0, Relaxed);
         // SAFETY: this thread took the mutex in `lock`.
         unsafe { libc::pthread_mutex_unlock(self.recovery.mutex.get()) };
+        compiler_fence(SeqCst);
+        INSIDE.with(|c| c.set(self.outer));
+    }
+}
+
+std::thread_local! {
+    /// The `Recovery` (its address) whose mutex this thread is taking,
+    /// holds or has just given up; 0 outside. A signal handler's call
+    /// reads it (a const-initialised `Cell` without a destructor: no
+    /// allocation or registration when it is touched).
+    static INSIDE: Cell<usize> = const { Cell::new(0) };
+}
+
+/// How long a try (`sem_try_acquire`, `sem_drain`, a timed acquire with a
+/// shorter timeout) waits for the mutex a peer holds. A running peer holds
+/// it for well under a microsecond, so only a peer that is not running
+/// inside a call (stopped, or preempted for longer than this on a loaded
+/// machine) makes a try fail with permits free. (1 ms failed 1 try in 3
+/// million beside a peer cycling on a 2-core machine.)
+pub(crate) const LOCK_WAIT: Duration = Duration::from_millis(10);
+
+/// Whether this thread holds mutex `m` (locked, robust): the owner's thread
+/// ID is in the mutex's futex word (the kernel's robust-futex protocol reads
+/// it there when a thread dies; glibc puts that word first). Thread IDs are
+/// per PID namespace, so a thread of another namespace may show the same:
+/// `true` then is a false alarm (which costs a `SEM_EBUSY`, never a hang).
+/// Elsewhere, `true`.
+///
+/// # Safety
+/// `m` is an initialised mutex, valid for the call.
+unsafe fn held_by_this_thread(m: *mut libc::pthread_mutex_t) -> bool {
+    #[cfg(target_env = "gnu")]
+    {
+        const FUTEX_TID_MASK: i32 = 0x3fff_ffff;
+        // SAFETY: by the contract; glibc's `pthread_mutex_t` starts with
+        // its futex word, an aligned `int` that other threads change
+        // atomically.
+        let word = unsafe { &*m.cast::<core::sync::atomic::AtomicI32>() }.load(Relaxed);
+        // SAFETY: gettid has no requirements.
+        let tid = unsafe { libc::syscall(libc::SYS_gettid) } as i32;
+        word & FUTEX_TID_MASK == tid
+    }
+    #[cfg(not(target_env = "gnu"))]
+    {
+        let _ = m;
+        true
+    }
+}
+
+/// Takes mutex `m`, waiting until `at` at the latest (`CLOCK_MONOTONIC`,
+/// which `Instant` is, where glibc has `pthread_mutex_clocklock`: a change
+/// of the wall clock neither shortens nor stretches the wait).
+///
+/// # Safety
+/// `m` is an initialised mutex, valid for the call.
+unsafe fn lock_until(m: *mut libc::pthread_mutex_t, at: Instant) -> c_int {
+    // (Declared here, not in the module: cbindgen would copy it into the
+    // header.)
+    #[cfg(target_env = "gnu")]
+    unsafe extern "C" {
+        /// glibc 2.30 (POSIX 2024): `pthread_mutex_timedlock` on a chosen
+        /// clock.
+        fn pthread_mutex_clocklock(
+            m: *mut libc::pthread_mutex_t,
+            clock: libc::clockid_t,
+            at: *const libc::timespec,
+        ) -> c_int;
+    }
+    #[cfg(target_env = "gnu")]
+    // SAFETY: by the contract; the timespec outlives the call.
+    unsafe {
+        pthread_mutex_clocklock(
+            m,
+            libc::CLOCK_MONOTONIC,
+            &timespec_at(libc::CLOCK_MONOTONIC, at),
+        )
+    }
+    #[cfg(not(target_env = "gnu"))]
+    // SAFETY: by the contract; the timespec outlives the call.
+    unsafe {
+        libc::pthread_mutex_timedlock(m, &timespec_at(libc::CLOCK_REALTIME, at))
     }
 }
 
@@ -607,14 +714,13 @@ fn file_id(fd: c_int) -> Option<(u64, u64)> {
     (unsafe { libc::fstat(fd, &mut st) } == 0).then_some((st.st_dev as u64, st.st_ino as u64))
 }
 
-/// `at` as an absolute `CLOCK_REALTIME` time (what
-/// `pthread_mutex_timedlock` takes).
-fn realtime(at: Instant) -> libc::timespec {
+/// `at` as an absolute time of `clock`.
+fn timespec_at(clock: libc::clockid_t, at: Instant) -> libc::timespec {
     let left = at.saturating_duration_since(Instant::now());
     // SAFETY: an all-zero timespec is valid; clock_gettime fills it.
     let mut now: libc::timespec = unsafe { core::mem::zeroed() };
     // SAFETY: `now` is valid for writes.
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
+    unsafe { libc::clock_gettime(clock, &mut now) };
     let ns = now.tv_nsec as u64 + u64::from(left.subsec_nanos());
     libc::timespec {
         tv_sec: now
@@ -701,19 +807,12 @@ impl Semaphore {
         loop {
             // A registered waiter must take the mutex to leave, whatever
             // its deadline (its registration and queue entry cannot stay).
-            let locked = r.lock(
-                self,
-                Some(owner),
-                if registered { Wait::Forever } else { wait },
-            )?;
-            let Ok((k, lost)) = r.slot(self, owner) else {
+            let locked = r.lock(self, if registered { Wait::Forever } else { wait })?;
+            // (A lost slot took this thread's registration and queue entry
+            // with it: nothing to undo.)
+            let Ok(k) = r.slot(self, owner) else {
                 return Err(AcquireError::Busy);
             };
-            if lost {
-                // Our registration and queue entry went with the old slot.
-                registered = false;
-                ticket = None;
-            }
             // In FIFO mode only the head may take (or anyone, while nobody
             // is queued).
             let head = r.head(self.state.load(Acquire));
@@ -839,9 +938,9 @@ impl Semaphore {
         let r = owner.recovery();
         let max = self.params.max.min(SHARED_COUNT_MAX);
         let locked = r
-            .lock(self, Some(owner), Wait::Forever)
+            .lock(self, Wait::Forever)
             .map_err(|_| ReleaseError::Busy)?;
-        let (k, _) = r.slot(self, owner).map_err(|_| ReleaseError::Busy)?;
+        let k = r.slot(self, owner).map_err(|_| ReleaseError::Busy)?;
         let added = r.commit(self, k, &|s, mut image, unreported| {
             if n > max.saturating_sub(s & COUNT) {
                 return None;
@@ -873,10 +972,10 @@ impl Semaphore {
     /// while FIFO waiters are queued, who come first).
     pub(crate) fn recover_drain(&self, owner: &Owner) -> u64 {
         let r = owner.recovery();
-        let Ok(locked) = r.lock(self, Some(owner), Wait::Never) else {
+        let Ok(locked) = r.lock(self, Wait::Never) else {
             return 0;
         };
-        let Ok((k, _)) = r.slot(self, owner) else {
+        let Ok(k) = r.slot(self, owner) else {
             return 0;
         };
         if r.fifo() && r.head(self.state.load(Relaxed)).is_some() {
@@ -910,9 +1009,7 @@ impl Semaphore {
     /// lead to the semaphore's file; `EAGAIN` if the mutex is unusable.
     pub(crate) fn recover_join(&self, owner: &Owner) -> Result<(), c_int> {
         let r = owner.recovery();
-        let locked = r
-            .lock(self, None, Wait::Forever)
-            .map_err(|_| libc::EAGAIN)?;
+        let locked = r.lock(self, Wait::Forever).map_err(|_| libc::EAGAIN)?;
         let joined = r.slot(self, owner).map(|_| ());
         drop(locked);
         joined
@@ -924,7 +1021,7 @@ impl Semaphore {
     pub(crate) fn recover_leave(&self, owner: &Owner) {
         let r = owner.recovery();
         let Some(k) = owner.slot() else { return };
-        let Ok(locked) = r.lock(self, Some(owner), Wait::Forever) else {
+        let Ok(locked) = r.lock(self, Wait::Forever) else {
             return;
         };
         if r.slots[k].tag.load(Relaxed) != owner.tag() {
@@ -963,8 +1060,8 @@ mod tests {
         std::thread::spawn(move || {
             let owner = shm::owner(sem).unwrap();
             let r = owner.recovery();
-            let locked = r.lock(sem, None, Wait::Forever).unwrap();
-            let (k, _) = r.slot(sem, &owner).unwrap();
+            let locked = r.lock(sem, Wait::Forever).unwrap();
+            let k = r.slot(sem, &owner).unwrap();
             let s = sem.state.load(Relaxed);
             let before = r.slots[k].get();
             let after = Image {
@@ -993,11 +1090,11 @@ mod tests {
         let owner = shm::owner(sem).unwrap();
         let r = owner.recovery();
         // The next locker repairs: the slot holds the permit the word lost.
-        drop(r.lock(sem, None, Wait::Forever).unwrap());
+        drop(r.lock(sem, Wait::Forever).unwrap());
         assert_eq!(r.slots[k].get().held, 1);
         assert_eq!(sem.state.load(Relaxed) & COUNT, 1);
         // So giving that slot back restores the count exactly.
-        let locked = r.lock(sem, None, Wait::Forever).unwrap();
+        let locked = r.lock(sem, Wait::Forever).unwrap();
         assert_eq!(r.reclaim(sem, k), 1);
         drop(locked);
         assert_eq!(sem.state.load(Relaxed) & COUNT, 2);
@@ -1013,7 +1110,7 @@ mod tests {
         let k = die_inside_a_change(sem, false);
         let owner = shm::owner(sem).unwrap();
         let r = owner.recovery();
-        drop(r.lock(sem, None, Wait::Forever).unwrap());
+        drop(r.lock(sem, Wait::Forever).unwrap());
         assert_eq!(r.slots[k].get().held, 0);
         assert_eq!(sem.state.load(Relaxed) & COUNT, 2);
         assert_eq!(r.journal.active.load(Relaxed), 0);
@@ -1030,7 +1127,7 @@ mod tests {
         let sem = recover_sem(1, 1);
         let owner = shm::owner(sem).unwrap();
         let r = owner.recovery();
-        let locked = r.lock(sem, None, Wait::Forever).unwrap();
+        let locked = r.lock(sem, Wait::Forever).unwrap();
         r.scanned_at.store(u64::MAX / 2, Relaxed);
         r.scan(sem, owner.fd(), None, false);
         drop(locked);

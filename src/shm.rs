@@ -68,9 +68,11 @@ static MAPPED: [AtomicUsize; TABLE] = [const { AtomicUsize::new(0) }; TABLE];
 static IN_USE: AtomicUsize = AtomicUsize::new(0);
 /// Beside each slot of `MAPPED`, for a `SEM_RECOVER` handle: bit 63 set,
 /// its file descriptor + 1 in bits 32..=62 (0: it has none) and its
-/// recovery slot + 1 in the low 32 (0: none taken yet). 0 for any other
-/// handle.
+/// recovery slot + 1 in the low 32 (0: none taken yet; `LOST`: it lost it).
+/// 0 for any other handle.
 static OWNERS: [AtomicU64; TABLE] = [const { AtomicU64::new(0) }; TABLE];
+/// The low half of an `OWNERS` entry whose handle lost its slot.
+const LOST: u32 = u32::MAX;
 /// Beside each `OWNERS` entry with a slot: the tag this handle wrote into
 /// its slot when it took it (see `recover.rs`: a slot reclaimed from under
 /// a live handle shows another tag).
@@ -90,11 +92,25 @@ impl Owner {
         (((OWNERS[self.index].load(Acquire) >> 32) & 0x7FFF_FFFF) as c_int) - 1
     }
 
-    /// The handle's recovery slot, once it has one.
+    /// The handle's recovery slot, once it has one (and until it lost it).
     pub(crate) fn slot(&self) -> Option<usize> {
-        (OWNERS[self.index].load(Acquire) as u32)
-            .checked_sub(1)
-            .map(|k| k as usize)
+        match OWNERS[self.index].load(Acquire) as u32 {
+            LOST => None,
+            k => k.checked_sub(1).map(|k| k as usize),
+        }
+    }
+
+    /// Whether the handle lost its slot (`recover.rs`: it is dead).
+    pub(crate) fn lost(&self) -> bool {
+        OWNERS[self.index].load(Acquire) as u32 == LOST
+    }
+
+    /// Records that the handle lost its slot, for good (under the recovery
+    /// mutex).
+    pub(crate) fn set_lost(&self) {
+        let fd = OWNERS[self.index].load(Acquire) & !0xFFFF_FFFF;
+        TAGS[self.index].store(0, Release);
+        OWNERS[self.index].store(fd | u64::from(LOST), Release);
     }
 
     /// The tag the handle wrote into its slot.

@@ -36,12 +36,13 @@ pub const SEM_CANCELLED: c_int = 3;
 /// `sem_notifier_free`: acquires submitted with the notifier have not been
 /// drained yet. Nothing was freed. On a `SEM_RECOVER` or `SEM_FIFO` shared
 /// semaphore, from any acquire or release: its lock is held by the calling
-/// thread through the same handle (a call from a signal handler that
-/// interrupted another call on it), or the handle could not have a slot
+/// thread (a call from a signal handler that interrupted another call on
+/// the same semaphore, through any handle), or the handle has no slot
 /// (every one of `SEM_RECOVER_SLOTS` is used by a live handle; a forked
 /// child that could not reopen the file, without `/proc` or out of
-/// descriptors; a descriptor the program closed). Nothing was taken or
-/// released.
+/// descriptors; or the handle is dead: its descriptor was closed by the
+/// program and its slot reclaimed, after which every call on it returns
+/// this). Nothing was taken or released.
 pub const SEM_EBUSY: c_int = -4;
 
 /// `sem_cancel`: the ticket is not pending on this semaphore (its
