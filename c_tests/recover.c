@@ -731,6 +731,108 @@ static void try_beside_a_running_peer(void) {
     sem_free(s);
 }
 
+/* sem_acquire_slice: a FIFO wait that keeps coming back (5 ms slices,
+ * each returning SEM_PENDING) keeps its turn: it is served before a waiter
+ * that queued after it. sem_acquire_leave ends a kept wait and lets the
+ * one behind it go. And the bad input. */
+static atomic_int *slices_seen;
+
+static int slice_waiter(rsem_semaphore *s, int64_t index) {
+    rsem_ticket place;
+    memset(&place, 0, sizeof place);
+    int r;
+    while ((r = sem_acquire_slice(s, 1, sem_clock_ns() + 5000000, &place)) == SEM_PENDING)
+        atomic_fetch_add(slices_seen, 1);
+    if (r != SEM_OK) return 40;
+    static const rsem_ticket zeros;
+    if (memcmp(&place, &zeros, sizeof place) != 0) return 41; /* the wait ended */
+    atomic_store(&order->served[atomic_fetch_add(&order->next, 1)], (int)index);
+    return 0;
+}
+
+static rsem_semaphore *behind_sem;
+
+static void *behind(void *unused) {
+    (void)unused;
+    return (void *)(intptr_t)sem_acquire_timed(behind_sem, 20.0);
+}
+
+static void slices_keep_their_turn(void) {
+    order = mmap(NULL, sizeof *order + sizeof(atomic_int), PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    CHECK(order != MAP_FAILED);
+    memset(order, 0, sizeof *order + sizeof(atomic_int));
+    slices_seen = (atomic_int *)(order + 1);
+    rsem_semaphore *s = sem_new_shared(0, 3, SEM_FIFO);
+    CHECK(s != NULL);
+    pid_t a = fork_child(slice_waiter, s, 1);
+    EVENTUALLY(sem_waiters(s) == 1);
+    pid_t b = queue_waiter(s, 2, 1, 0);
+    /* The first has been away (between slices) and back a few times. */
+    int seen = atomic_load(slices_seen);
+    EVENTUALLY(atomic_load(slices_seen) >= seen + 3);
+    CHECK_EQ(sem_waiters(s), 2);
+    CHECK_EQ(sem_release(s), SEM_OK);
+    expect_exit_ok(a);
+    CHECK_EQ(sem_release(s), SEM_OK);
+    expect_exit_ok(b);
+    CHECK_EQ(atomic_load(&order->served[0]), 1);
+    CHECK_EQ(atomic_load(&order->served[1]), 2);
+    CHECK_EQ(sem_waiters(s), 0);
+
+    /* Leaving: the kept wait holds the one behind it back until it leaves. */
+    rsem_ticket place;
+    memset(&place, 0, sizeof place);
+    CHECK_EQ(sem_acquire_slice(s, 1, sem_clock_ns() + 1000000, &place), SEM_PENDING);
+    CHECK_EQ(sem_waiters(s), 1);
+    behind_sem = s;
+    pthread_t t = spawn(behind, NULL);
+    EVENTUALLY(sem_waiters(s) == 2);
+    CHECK_EQ(sem_release(s), SEM_OK);
+    CHECK_EQ(sem_try_acquire(s), SEM_TIMEDOUT); /* queued: nobody barges */
+    CHECK_EQ(sem_acquire_slice(s, 2, sem_clock_ns(), &place), SEM_EINVAL); /* another n */
+    CHECK_EQ(sem_acquire_leave(s, &place), SEM_OK);
+    CHECK_EQ((intptr_t)join(t), SEM_OK);
+    CHECK_EQ(sem_waiters(s), 0);
+    CHECK_EQ(sem_value(s), 0);
+    static const rsem_ticket zeros;
+    CHECK(memcmp(&place, &zeros, sizeof place) == 0);
+    CHECK_EQ(sem_acquire_leave(s, &place), SEM_OK); /* nothing to end */
+
+    /* A kept wait that is served on its next call. */
+    CHECK_EQ(sem_acquire_slice(s, 1, 0, &place), SEM_PENDING); /* a past deadline */
+    CHECK_EQ(sem_release(s), SEM_OK);
+    CHECK_EQ(sem_acquire_slice(s, 1, 0, &place), SEM_OK);
+    CHECK(memcmp(&place, &zeros, sizeof place) == 0);
+
+    /* Bad input ends nothing and takes nothing. */
+    CHECK_EQ(sem_acquire_slice(s, 1, 0, NULL), SEM_EINVAL);
+    CHECK_EQ(sem_acquire_slice(NULL, 1, 0, &place), SEM_EINVAL);
+    CHECK_EQ(sem_acquire_slice(s, 0, 0, &place), SEM_EINVAL);
+    CHECK_EQ(sem_acquire_slice(s, 4, 0, &place), SEM_EINVAL);
+    CHECK_EQ(sem_acquire_leave(NULL, &place), SEM_EINVAL);
+    CHECK_EQ(sem_acquire_leave(s, NULL), SEM_EINVAL);
+    rsem_ticket junk;
+    memset(&junk, 0x5a, sizeof junk);
+    CHECK_EQ(sem_acquire_slice(s, 1, 0, &junk), SEM_EINVAL);
+    CHECK_EQ(sem_acquire_leave(s, &junk), SEM_EINVAL);
+    rsem_semaphore *local = sem_new(1);
+    CHECK(local != NULL);
+    CHECK_EQ(sem_acquire_slice(local, 1, 0, &place), SEM_ENOTSUP);
+    CHECK_EQ(sem_value(local), 1);
+    sem_free(local);
+    /* A plain shared semaphore (no queue: nothing kept, but it works). */
+    rsem_semaphore *plain = sem_new_shared(0, 1, 0);
+    CHECK(plain != NULL);
+    CHECK_EQ(sem_acquire_slice(plain, 1, sem_clock_ns() + 1000000, &place), SEM_PENDING);
+    CHECK_EQ(sem_acquire_slice(s, 1, 0, &place), SEM_EINVAL); /* another semaphore's */
+    CHECK_EQ(sem_release(plain), SEM_OK);
+    CHECK_EQ(sem_acquire_slice(plain, 1, 0, &place), SEM_OK);
+    sem_free(plain);
+    sem_free(s);
+    munmap(order, sizeof *order + sizeof(atomic_int));
+}
+
 #define STEP(part)                                                             \
     do {                                                                       \
         fprintf(stderr, "recover: %s\n", #part);                               \
@@ -754,6 +856,7 @@ int main(void) {
     STEP(signal_handler_reentry);
     STEP(try_beside_a_running_peer);
     STEP(fifo_across_processes);
+    STEP(slices_keep_their_turn);
     STEP(stress_with_kills_fifo);
     puts("recover: ok");
     return 0;

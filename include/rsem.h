@@ -1034,6 +1034,66 @@ rsem_semaphore *sem_open_named(const char *name,
  */
 RSEM_API int sem_unlink_named(const char *name);
 
+/**
+ * Waits for `n` permits of a process-shared semaphore until `until_ns` (on
+ * the clock of `sem_clock_ns()`) at the latest, keeping its place when that
+ * time comes first, for the caller to come back to: so a caller can look
+ * at something else now and then while it waits (a language runtime
+ * checking for signals, as Python's binding does every 50 ms) without
+ * losing its turn on a `SEM_FIFO` semaphore, as a loop of
+ * `sem_acquire_until` would at every timeout.
+ *
+ * `place` is the caller's memory (an `rsem_ticket`), all zeros when a wait
+ * begins; it holds where the wait stands between calls.
+ *
+ * Returns `SEM_OK` or `SEM_RECOVERED` (see `sem_acquire`) once the permits
+ * were taken; `SEM_PENDING` if `until_ns` came first: the wait goes on
+ * (on a `SEM_FIFO` semaphore, registered and queued: while its caller is
+ * away, a turn that comes to it waits for it, and everyone behind it too),
+ * and the caller must either call again with the same `sem`, `n` and
+ * `place` (with any `until_ns`) or end it with `sem_acquire_leave`. Every
+ * other return ends the wait: `SEM_ECLOSED` (shut down), `SEM_EBUSY` (see
+ * `sem_acquire`), `SEM_EINVAL` if `sem` or `place` is NULL, `n` is below 1
+ * or above `sem_max(sem)`, or `*place` is neither all zeros nor this
+ * semaphore's wait for `n`; `SEM_ENOTSUP` if `sem` is not process-shared
+ * (in-process waits keep their place with `sem_acquire_async` or
+ * `sem_acquire_notify`). `SEM_TIMEDOUT` is never returned: the caller owns
+ * the deadline, and leaves when it passes. Once the wait ended, `*place`
+ * is all zeros again.
+ *
+ * Thread-safety: may be called from any thread, but not from a signal
+ * handler; a place serves one wait, by one thread at a time (calls with
+ * the same place must not overlap). A place left pending holds the queue
+ * up once it is its turn, until its process exits: always come back or
+ * leave.
+ *
+ * # Safety
+ * `sem` must be NULL or a handle returned by `sem_new*` or
+ * `sem_open_named` that has not been freed; `place` must be NULL or valid
+ * for reads and writes of an `rsem_ticket`.
+ */
+RSEM_API
+int sem_acquire_slice(rsem_semaphore *sem,
+                      int64_t n,
+                      int64_t until_ns,
+                      rsem_ticket *place);
+
+/**
+ * Ends a wait of `sem_acquire_slice` that returned `SEM_PENDING`, taking
+ * nothing: it leaves the semaphore's queue (those behind it may go on), and
+ * `*place` is all zeros again.
+ *
+ * Returns `SEM_OK`, also if `*place` is all zeros (no wait to end);
+ * `SEM_EINVAL` if `sem` or `place` is NULL or `*place` is not a wait of
+ * `sem`.
+ *
+ * Thread-safety: as `sem_acquire_slice`.
+ *
+ * # Safety
+ * As `sem_acquire_slice`.
+ */
+RSEM_API int sem_acquire_leave(rsem_semaphore *sem, rsem_ticket *place);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  /* __cplusplus */

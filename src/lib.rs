@@ -29,6 +29,7 @@ mod errno;
 pub mod ffi;
 pub mod ffi_async;
 pub mod ffi_shared;
+pub mod ffi_slice;
 mod fork;
 mod notifier;
 mod oracle;

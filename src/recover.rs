@@ -176,6 +176,15 @@ struct Entry {
 /// entry is free.
 pub(crate) const QUEUE: usize = 128;
 
+/// Where a FIFO wait of `sem_acquire_slice` stands between its calls:
+/// registered as a sleeper, and its ticket in the queue (both kept while
+/// the caller is away, so it keeps its turn). The default: not waiting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Place {
+    pub registered: bool,
+    pub ticket: Option<u64>,
+}
+
 /// The managed area of a shared mapping (all zeros: a plain shared
 /// semaphore, `shared.rs` only).
 #[repr(C)]
@@ -309,9 +318,14 @@ impl Recovery {
         Some(ticket)
     }
 
-    /// Under the mutex: takes `ticket` out of the queue.
-    fn dequeue(&self, ticket: u64) {
-        if let Some(e) = self.queue.iter().find(|e| e.ticket.load(Relaxed) == ticket) {
+    /// Under the mutex: takes `ticket`, a waiter's of slot `k`, out of the
+    /// queue.
+    fn dequeue(&self, ticket: u64, k: usize) {
+        if let Some(e) = self
+            .queue
+            .iter()
+            .find(|e| e.ticket.load(Relaxed) == ticket && e.slot.load(Relaxed) as usize == k)
+        {
             e.ticket.store(0, Relaxed);
         }
         self.bump();
@@ -787,6 +801,21 @@ impl Semaphore {
         n: u64,
         wait: Wait,
     ) -> Result<(), AcquireError> {
+        self.recover_wait(owner, n, wait, None)
+    }
+
+    /// `recover_acquire`, going on from `place` if it is given (see
+    /// `Place`): a FIFO wait that runs out of time with a ticket keeps it
+    /// (and its registration) there and returns `TimedOut`, for the caller
+    /// to come back to; any other outcome ends the wait (the caller then
+    /// forgets the place).
+    pub(crate) fn recover_wait(
+        &self,
+        owner: &Owner,
+        n: u64,
+        wait: Wait,
+        mut place: Option<&mut Place>,
+    ) -> Result<(), AcquireError> {
         let r = owner.recovery();
         let fifo = r.fifo();
         let deadline = match wait {
@@ -797,8 +826,9 @@ impl Semaphore {
             self.spin_while_nobody_sleeps(n);
         }
         let multi = if n > 1 { MULTI } else { 0 };
-        let mut registered = false;
-        let mut ticket = None;
+        let (mut registered, mut ticket) = place
+            .as_deref()
+            .map_or((false, None), |p| (p.registered, p.ticket));
         // A FIFO head spins once per turn before it sleeps (as a plain
         // acquirer does before it registers): a permit passed to it by a
         // running thread then costs a cache-line transfer, not a wake-up.
@@ -838,7 +868,7 @@ impl Semaphore {
             if took {
                 // The next in line may fit in what is left.
                 let next = ticket.is_some_and(|t| {
-                    r.dequeue(t);
+                    r.dequeue(t, k);
                     let s = self.state.load(Relaxed);
                     r.head(s).is_some() && s & COUNT > 0
                 });
@@ -853,6 +883,13 @@ impl Semaphore {
             }
             let s = self.state.load(Acquire);
             if let Some(e) = gives_up(s, deadline) {
+                if let (AcquireError::TimedOut, Some(p), Some(_)) =
+                    (e, place.as_deref_mut(), ticket)
+                {
+                    // The caller comes back for it: keep the place.
+                    *p = Place { registered, ticket };
+                    return Err(e);
+                }
                 if registered {
                     r.commit(self, k, &|s, mut image, unreported| {
                         Some((unregistered(s, &mut image, n), image, unreported))
@@ -860,7 +897,7 @@ impl Semaphore {
                 }
                 // Those behind a head that leaves may go now.
                 if let Some(t) = ticket {
-                    r.dequeue(t);
+                    r.dequeue(t, k);
                     drop(locked);
                     r.wake_queue();
                 }
@@ -992,6 +1029,33 @@ impl Semaphore {
         });
         drop(locked);
         taken.map_or(0, |s| s & COUNT)
+    }
+
+    /// Ends a wait kept in `place` (for `n` permits) without taking
+    /// anything: its registration and ticket leave, and those behind it
+    /// look again. Nothing to do if the handle lost its slot (they went
+    /// with it).
+    pub(crate) fn recover_abandon(&self, owner: &Owner, n: u64, place: Place) {
+        if place == Place::default() {
+            return;
+        }
+        let r = owner.recovery();
+        let Ok(locked) = r.lock(self, Wait::Forever) else {
+            return;
+        };
+        let Ok(k) = r.slot(self, owner) else {
+            return;
+        };
+        if place.registered {
+            r.commit(self, k, &|s, mut image, unreported| {
+                Some((unregistered(s, &mut image, n), image, unreported))
+            });
+        }
+        if let Some(t) = place.ticket {
+            r.dequeue(t, k);
+            drop(locked);
+            r.wake_queue();
+        }
     }
 
     /// After a shutdown of a managed semaphore: FIFO sleepers look again

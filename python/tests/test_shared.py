@@ -6,6 +6,7 @@ import os
 import pickle
 import signal
 import sys
+import threading
 import time
 import uuid
 
@@ -63,8 +64,6 @@ def test_anonymous_has_the_semaphore_api():
         rsem.SharedSemaphore(value=-1)
     with pytest.raises(OverflowError):
         rsem.SharedSemaphore(value=2**31)
-    with pytest.raises(NotImplementedError):
-        rsem.SharedSemaphore(fifo=True)
     assert isinstance(s, rsem._rsem.Semaphore)  # the C Semaphore's methods
 
 
@@ -170,6 +169,74 @@ def test_a_blocked_acquire_ends_on_a_signal():
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
     assert s.value == 0 and s.waiters == 0
+
+
+@pytest.mark.parametrize("recover", [False, True])
+def test_fifo_keeps_the_turn_of_a_waiter_that_looks_for_signals(recover):
+    # The parent's acquire waits in 50 ms slices and looks for signals
+    # between them (a Python handler runs only there); a child queues after
+    # it. Once a handler has run while both waited, the parent has been
+    # away from the queue and back: the release must still go to it.
+    s = rsem.SharedSemaphore(value=0, fifo=True, recover=recover)
+    handled = threading.Event()
+    old = signal.signal(signal.SIGUSR1, lambda *_: handled.set())
+    r, w = os.pipe()
+    try:
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            while s.waiters < 1:  # queue after the parent
+                time.sleep(0.001)
+            got = s.acquire(timeout=20)
+            os.write(w, b"c")
+            os._exit(0 if got else 1)
+        os.close(w)
+        main = threading.get_ident()
+
+        def release_once_the_parent_was_away():
+            while s.waiters < 2:
+                time.sleep(0.001)
+            signal.pthread_kill(main, signal.SIGUSR1)
+            handled.wait(20)
+            s.release()
+
+        t = threading.Thread(target=release_once_the_parent_was_away)
+        t.start()
+        assert s.acquire(timeout=20)  # first in line
+        t.join()
+        assert handled.is_set()
+        assert s.waiters == 1  # the child still waits
+        s.release()
+        assert os.read(r, 1) == b"c"
+        assert wait_child(pid) == 0
+        assert s.value == 0 and s.waiters == 0
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+        os.close(r)
+
+
+def test_fifo_wait_interrupted_by_a_signal_leaves_the_queue():
+    s = rsem.SharedSemaphore(value=0, fifo=True)
+
+    class Alarm(Exception):
+        pass
+
+    def on_alarm(signum, frame):
+        raise Alarm
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.1)
+        with pytest.raises(Alarm):
+            s.acquire()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert s.waiters == 0
+    assert not s.acquire(timeout=0.05)  # a timed-out wait leaves too
+    assert s.waiters == 0
+    s.release()
+    assert s.acquire(blocking=False)  # nobody left queued ahead
 
 
 def test_it_cannot_be_awaited():

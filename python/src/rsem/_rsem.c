@@ -209,7 +209,7 @@ static int SharedSemaphore_init(SemObject *self, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OL$pppIpp", kwlist, &name, &value, &bounded,
                                      &create, &exclusive, &mode, &fifo, &recover))
         return -1;
-    uint32_t flags = recover ? SEM_RECOVER : 0;
+    uint32_t flags = (recover ? SEM_RECOVER : 0) | (fifo ? SEM_FIFO : 0);
     if (self->sem != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "a SharedSemaphore cannot be re-initialized");
         return -1;
@@ -221,12 +221,6 @@ static int SharedSemaphore_init(SemObject *self, PyObject *args, PyObject *kwds)
     if (value > SEM_SHARED_MAX) {
         PyErr_Format(PyExc_OverflowError, "shared semaphore initial value must be <= %lld",
                      (long long)SEM_SHARED_MAX);
-        return -1;
-    }
-    if (fifo) {
-        PyErr_SetString(PyExc_NotImplementedError,
-                        "fifo=True is not available for a SharedSemaphore from Python (waits are sliced "
-                        "to see signals, and each slice would give up the place in the queue)");
         return -1;
     }
     if (exclusive && !create) {
@@ -263,7 +257,7 @@ static int SharedSemaphore_init(SemObject *self, PyObject *args, PyObject *kwds)
     self->sem = sem;
     self->initial = value;
     self->bounded = bounded;
-    self->fifo = 0;
+    self->fifo = fifo;
     self->shared = 1;
     if (name != Py_None) self->name = Py_NewRef(name);
     return 0;
@@ -374,8 +368,10 @@ static PyObject *acquire_n(SemObject *self, int64_t n, int blocking, PyObject *t
     /* Default mode (no arrival order promised): first a short wait as a
      * plain blocked thread, which spins briefly before it sleeps, so a
      * permit passed between running threads costs a cache-line transfer,
-     * not a wake-up. FIFO mode goes straight to the queue. */
-    if (!self->fifo) {
+     * not a wake-up. FIFO mode goes straight to the queue. (A shared
+     * semaphore's first slice below spins the same way; and one opened by
+     * name may be in FIFO mode whatever this handle was asked for.) */
+    if (!self->fifo && !is_shared(self)) {
         int64_t now = sem_clock_ns();
         int64_t brief = deadline - now > BRIEF_WAIT_NS ? now + BRIEF_WAIT_NS : deadline;
         self->busy++;
@@ -387,21 +383,33 @@ static PyObject *acquire_n(SemObject *self, int64_t n, int blocking, PyObject *t
         if (status != SEM_TIMEDOUT) return status_error(status);
         if (brief == deadline) Py_RETURN_FALSE;
     }
-    /* A process-shared semaphore has no queue to keep a place in (and no
-     * async acquires): wait in slices, checking for signals between them. */
+    /* A process-shared semaphore (no async acquires across processes):
+     * wait in slices, checking for signals between them; the wait keeps
+     * its place in `place` between slices (its turn, in FIFO mode), and
+     * leaves when the deadline or an exception ends it. */
     if (is_shared(self)) {
+        rsem_ticket place;
+        memset(&place, 0, sizeof place);
         for (;;) {
             int64_t now = sem_clock_ns();
             int64_t slice = deadline - now > SIGNAL_CHECK_NS ? now + SIGNAL_CHECK_NS : deadline;
             self->busy++;
             Py_BEGIN_ALLOW_THREADS
-            status = sem_acquire_until(self->sem, n, slice);
+            status = sem_acquire_slice(self->sem, n, slice, &place);
             Py_END_ALLOW_THREADS
             self->busy--;
-            RETURN_IF_ACQUIRED(status);
-            if (status != SEM_TIMEDOUT) return status_error(status);
-            if (slice == deadline) Py_RETURN_FALSE;
-            if (PyErr_CheckSignals() < 0) return NULL;
+            RETURN_IF_ACQUIRED(status); /* (the wait ended: nothing kept) */
+            if (status != SEM_PENDING) return status_error(status);
+            int stop = slice == deadline ? 0 : PyErr_CheckSignals();
+            if (slice == deadline || stop < 0) {
+                self->busy++;
+                Py_BEGIN_ALLOW_THREADS
+                sem_acquire_leave(self->sem, &place);
+                Py_END_ALLOW_THREADS
+                self->busy--;
+                if (stop < 0) return NULL;
+                Py_RETURN_FALSE;
+            }
         }
     }
     /* Queue once, and keep the place while waiting. */
