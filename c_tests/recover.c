@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 
@@ -236,6 +237,17 @@ static void slots_run_out_and_come_back(void) {
     CHECK_EQ(sem_unlink_named(name), SEM_OK);
 }
 
+/* The lowest descriptor open on named semaphore `name`'s file. */
+static int memfd_or_file_of_handle(const char *name) {
+    char path[300];
+    snprintf(path, sizeof path, "/dev/shm/rsem.%s", name + 1);
+    struct stat want, st;
+    CHECK(stat(path, &want) == 0);
+    for (int fd = 0; fd < 1024; fd++)
+        if (fstat(fd, &st) == 0 && st.st_ino == want.st_ino && st.st_dev == want.st_dev) return fd;
+    return -1;
+}
+
 /* The descriptor of this process's only SEM_RECOVER handle (a memfd). */
 static int memfd_of_handle(void) {
     DIR *d = opendir("/proc/self/fd");
@@ -266,12 +278,93 @@ static void descriptor_closed_and_reused(void) {
     CHECK(fd >= 0);
     CHECK(close(fd) == 0);
     int other = open("/dev/null", O_RDWR);
-    CHECK_EQ(other, fd); /* the lowest free number: the same */
+    CHECK(other >= 0);
+    CHECK_EQ(dup2(other, fd), fd); /* the number, now another file's */
+    CHECK(close(other) == 0);
     CHECK_EQ(sem_try_acquire(s), SEM_TIMEDOUT);
     CHECK_EQ(sem_acquire_timed(s, 0.05), SEM_TIMEDOUT);
     CHECK_EQ(sem_value(s), 0);
     kill_child(h);
-    /* (sem_free would close the number it was given, now /dev/null's.) */
+    /* Neither a forked child nor sem_free closes what the number is now. */
+    pid_t c = fork();
+    CHECK(c >= 0);
+    if (c == 0) _exit(fcntl(fd, F_GETFD) >= 0 ? 0 : 1);
+    expect_exit_ok(c);
+    sem_free(s);
+    CHECK(fcntl(fd, F_GETFD) >= 0);
+    CHECK(close(fd) == 0);
+}
+
+/* The same with the number given to another handle of the same semaphore
+ * (opened after the close: the lowest free number): freeing the first
+ * handle must not close the second's descriptor (which would make the
+ * second look dead, its permit given back while it holds it). */
+static void descriptor_reused_by_another_handle(void) {
+    char name[64];
+    a_name(name, sizeof name, "reused");
+    sem_unlink_named(name);
+    rsem_semaphore *a = sem_open_named(name, SEM_CREATE | SEM_EXCL, 0600, 5, 5, SEM_RECOVER);
+    CHECK(a != NULL);
+    int fd = memfd_or_file_of_handle(name);
+    CHECK(fd >= 0);
+    CHECK(close(fd) == 0);
+    rsem_semaphore *b = sem_open_named(name, 0, 0600, 0, 0, 0);
+    CHECK(b != NULL);
+    CHECK_EQ(memfd_or_file_of_handle(name), fd); /* b's now */
+    CHECK_EQ(sem_acquire(b), SEM_OK);
+    sem_free(a);
+    CHECK(fcntl(fd, F_GETFD) >= 0);
+    /* b is alive: a scan (the others' acquires find too few) leaves it. */
+    CHECK_EQ(sem_acquire_many(b, 4, 1.0), SEM_OK);
+    rsem_semaphore *c = sem_open_named(name, 0, 0600, 0, 0, 0);
+    CHECK(c != NULL);
+    CHECK_EQ(sem_acquire_timed(c, 0.05), SEM_TIMEDOUT);
+    CHECK_EQ(sem_value(c), 0);
+    CHECK_EQ(sem_release_n(b, 5), SEM_OK);
+    sem_free(c);
+    sem_free(b);
+    CHECK_EQ(sem_unlink_named(name), SEM_OK);
+}
+
+/* The process that made a handle dies while a child it forked lives: the
+ * child inherited the mapping (which keeps the file description it was
+ * made through), so the slot's lock must not live on that description, or
+ * the dead process's permit would not come back while the child lives. */
+static void creator_dies_child_lives(void) {
+    char name[64];
+    a_name(name, sizeof name, "creator");
+    sem_unlink_named(name);
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    fflush(NULL);
+    pid_t p = fork();
+    CHECK(p >= 0);
+    if (p == 0) {
+        alarm(60);
+        close(fds[0]);
+        rsem_semaphore *s = sem_open_named(name, SEM_CREATE | SEM_EXCL, 0600, 1, 1, SEM_RECOVER);
+        if (s == NULL || sem_acquire(s) != SEM_OK) _exit(50);
+        pid_t c = fork(); /* lives on, does nothing */
+        if (c == 0) {
+            alarm(30);
+            for (;;) pause();
+        }
+        if (write(fds[1], &c, sizeof c) != (ssize_t)sizeof c) _exit(51);
+        for (;;) pause();
+    }
+    close(fds[1]);
+    pid_t grandchild = 0;
+    CHECK_EQ(read(fds[0], &grandchild, sizeof grandchild), (ssize_t)sizeof grandchild);
+    close(fds[0]);
+    kill_child(p);
+    rsem_semaphore *s = sem_open_named(name, 0, 0600, 0, 0, 0);
+    CHECK(s != NULL);
+    CHECK_EQ(kill(grandchild, 0), 0);
+    CHECK_EQ(sem_acquire_timed(s, 5.0), SEM_RECOVERED);
+    kill(grandchild, SIGKILL);
+    CHECK_EQ(sem_release(s), SEM_OK);
+    sem_free(s);
+    CHECK_EQ(sem_unlink_named(name), SEM_OK);
 }
 
 /* A peer stopped (SIGSTOP) inside a call holds the semaphore's lock until
@@ -530,6 +623,10 @@ static int two_waiters_lose_their_description(rsem_semaphore *s, int64_t unused)
     if ((intptr_t)join(a) != SEM_EBUSY) return 23;
     if ((intptr_t)join(b) != SEM_EBUSY) return 24;
     if (sem_release(s) != SEM_EBUSY) return 25; /* still dead */
+    pid_t g = fork(); /* and in a child it forks */
+    if (g == 0) _exit(sem_release(s) == SEM_EBUSY ? 0 : 1);
+    int status = 0;
+    if (waitpid(g, &status, 0) != g || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return 26;
     return 0;
 }
 
@@ -686,6 +783,104 @@ static void signal_handler_reentry(void) {
     for (int i = 0; i < 3; i++) {
         pid_t c = fork_child(reentry_storm, NULL, kinds[i]);
         int status = wait_child(c, 30.0, __LINE__);
+        CHECK(WIFEXITED(status));
+        CHECK_EQ(WEXITSTATUS(status), 0);
+    }
+}
+
+/* Nested signal handlers on two semaphores: the thread's own call holds
+ * S1's lock; handler H1 (SIGUSR1) is inside a call on S2 (waiting for S2's
+ * lock, which a stopped peer holds); handler H2 (SIGUSR2) then releases
+ * S1. H2 must return SEM_EBUSY (its own thread holds S1's lock), not wait
+ * for ever. In a child, so that a hang fails the test. */
+static rsem_semaphore *nest_s1, *nest_s2;
+static volatile sig_atomic_t nest_armed, nest_h1_inside, nest_h2_done, nest_h2_rc;
+static pthread_t nest_main;
+
+static void nest_h1(int sig) {
+    (void)sig;
+    if (!nest_armed) return;
+    int r = sem_try_acquire(nest_s1); /* SEM_EBUSY: the call it interrupted holds S1's lock */
+    if (r == SEM_OK || r == SEM_RECOVERED) {
+        sem_release(nest_s1);
+        return;
+    }
+    if (r != SEM_EBUSY) return;
+    nest_armed = 0;
+    nest_h1_inside = 1;
+    sem_release(nest_s2); /* waits for S2's lock: the stopped peer holds it */
+}
+
+static void nest_h2(int sig) {
+    (void)sig;
+    nest_h2_rc = sem_release(nest_s1);
+    nest_h2_done = 1;
+}
+
+static void *nest_poker(void *arg) {
+    pid_t peer = *(pid_t *)arg;
+    while (!nest_h1_inside) {
+        pthread_kill(nest_main, SIGUSR1);
+        usleep(200);
+    }
+    usleep(20000); /* (H1 waits for S2's lock from here on, until the peer runs) */
+    pthread_kill(nest_main, SIGUSR2);
+    double t0 = now_s();
+    while (!nest_h2_done && now_s() - t0 < 5.0) usleep(1000);
+    int rc = nest_h2_done ? (nest_h2_rc == SEM_EBUSY ? 0 : 91) : 90;
+    kill(peer, SIGKILL);
+    fflush(stdout);
+    _exit(rc);
+}
+
+static int nested_storm(rsem_semaphore *unused, int64_t flags) {
+    (void)unused;
+    nest_s1 = sem_new_shared(0, 1 << 20, (uint32_t)flags);
+    nest_s2 = sem_new_shared(0, 1 << 20, (uint32_t)flags);
+    if (nest_s1 == NULL || nest_s2 == NULL) return 80;
+    pid_t peer = fork();
+    if (peer < 0) return 81;
+    if (peer == 0) {
+        alarm(60);
+        for (;;) {
+            sem_release(nest_s2);
+            sem_acquire(nest_s2);
+        }
+    }
+    /* Stop the peer while it holds S2's lock (a try then takes 10 ms). */
+    for (int i = 0;; i++) {
+        if (i == 20000) return 82;
+        kill(peer, SIGSTOP);
+        int st;
+        waitpid(peer, &st, WUNTRACED);
+        double t0 = now_s();
+        int r = sem_try_acquire(nest_s2);
+        if (r == SEM_OK || r == SEM_RECOVERED) sem_release(nest_s2);
+        if (now_s() - t0 > 0.005) break;
+        kill(peer, SIGCONT);
+        usleep(100);
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask); /* SIGUSR2 may interrupt H1 */
+    sa.sa_handler = nest_h1;
+    sigaction(SIGUSR1, &sa, NULL);
+    sa.sa_handler = nest_h2;
+    sigaction(SIGUSR2, &sa, NULL);
+    nest_main = pthread_self();
+    nest_armed = 1;
+    spawn(nest_poker, &peer);
+    for (;;) {
+        sem_release(nest_s1);
+        sem_acquire(nest_s1);
+    }
+}
+
+static void nested_handlers_on_two_semaphores(void) {
+    uint32_t kinds[] = {SEM_RECOVER, SEM_FIFO};
+    for (int i = 0; i < 2; i++) {
+        pid_t c = fork_child(nested_storm, NULL, kinds[i]);
+        int status = wait_child(c, 60.0, __LINE__);
         CHECK(WIFEXITED(status));
         CHECK_EQ(WEXITSTATUS(status), 0);
     }
@@ -852,8 +1047,11 @@ int main(void) {
     STEP(stress_with_kills);
     STEP(stopped_peer);
     STEP(descriptor_closed_and_reused);
+    STEP(descriptor_reused_by_another_handle);
+    STEP(creator_dies_child_lives);
     STEP(lost_handle_waiters_all_return);
     STEP(signal_handler_reentry);
+    STEP(nested_handlers_on_two_semaphores);
     STEP(try_beside_a_running_peer);
     STEP(fifo_across_processes);
     STEP(slices_keep_their_turn);

@@ -595,9 +595,13 @@ RSEM_API int64_t sem_waiters(const rsem_semaphore *sem);
  * Takes none while blocked acquirers have priority over the free permits
  * (FIFO mode with a waiter queued). Works after `sem_shutdown` too.
  *
- * On a `SEM_RECOVER` semaphore the permits count as the caller's (see
- * `sem_new_shared`), the call takes the semaphore's lock and is not
- * async-signal-safe, and it returns 0 if that lock is held by this thread.
+ * On a `SEM_RECOVER` or `SEM_FIFO` shared semaphore the permits count as
+ * the caller's (see `sem_new_shared`), and the call takes the semaphore's
+ * lock (waiting up to 10 ms for it, as `sem_try_acquire`) and is not
+ * async-signal-safe; it returns 0 if it could not have that lock (held by
+ * this thread in an interrupted call, or by a peer that is stopped or kept
+ * off the CPU inside a call), or if the handle has no slot (see
+ * `SEM_EBUSY`).
  *
  * Thread-safety: may be called from any thread at any time, and from a
  * signal handler (async-signal-safe: a few atomic instructions).
@@ -909,9 +913,13 @@ RSEM_API int sem_notifier_free(rsem_notifier *notifier);
  * close-on-exec), `sem_free`, or the program closing the descriptor
  * itself (a daemon's close-everything loop, or `dup2` over its number:
  * that counts as the handle's death, its permits come back, its waiters
- * leave the semaphore, and once another process has seen that, every call
- * on the handle, from every thread, returns `SEM_EBUSY`: free it and open
- * another); a `fork()`ed child gets a description of its own (through
+ * leave the semaphore, and once a scan (any handle's, in any process) has
+ * seen that, every call on the handle, from every thread and in children
+ * it forks, returns `SEM_EBUSY`: free it, which closes nothing that is not
+ * its own, and open another); the lock lives on a description of its own,
+ * not the one the mapping was made through (a forked child inherits the
+ * mapping, which keeps that one open); a `fork()`ed child gets a
+ * description of its own (through
  * `/proc/self/fd`). Permits of a dead process are found by
  * the next acquire that finds too few (at most every 10 ms) and by
  * sleepers, who look every 100 ms: waiters get them within about 0.1 s

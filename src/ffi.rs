@@ -561,9 +561,13 @@ pub unsafe extern "C" fn sem_waiters(sem: *const Semaphore) -> i64 {
 /// Takes none while blocked acquirers have priority over the free permits
 /// (FIFO mode with a waiter queued). Works after `sem_shutdown` too.
 ///
-/// On a `SEM_RECOVER` semaphore the permits count as the caller's (see
-/// `sem_new_shared`), the call takes the semaphore's lock and is not
-/// async-signal-safe, and it returns 0 if that lock is held by this thread.
+/// On a `SEM_RECOVER` or `SEM_FIFO` shared semaphore the permits count as
+/// the caller's (see `sem_new_shared`), and the call takes the semaphore's
+/// lock (waiting up to 10 ms for it, as `sem_try_acquire`) and is not
+/// async-signal-safe; it returns 0 if it could not have that lock (held by
+/// this thread in an interrupted call, or by a peer that is stopped or kept
+/// off the CPU inside a call), or if the handle has no slot (see
+/// `SEM_EBUSY`).
 ///
 /// Thread-safety: may be called from any thread at any time, and from a
 /// signal handler (async-signal-safe: a few atomic instructions).

@@ -84,9 +84,13 @@ fn handle(result: Result<*mut Semaphore, c_int>) -> *mut Semaphore {
 /// close-on-exec), `sem_free`, or the program closing the descriptor
 /// itself (a daemon's close-everything loop, or `dup2` over its number:
 /// that counts as the handle's death, its permits come back, its waiters
-/// leave the semaphore, and once another process has seen that, every call
-/// on the handle, from every thread, returns `SEM_EBUSY`: free it and open
-/// another); a `fork()`ed child gets a description of its own (through
+/// leave the semaphore, and once a scan (any handle's, in any process) has
+/// seen that, every call on the handle, from every thread and in children
+/// it forks, returns `SEM_EBUSY`: free it, which closes nothing that is not
+/// its own, and open another); the lock lives on a description of its own,
+/// not the one the mapping was made through (a forked child inherits the
+/// mapping, which keeps that one open); a `fork()`ed child gets a
+/// description of its own (through
 /// `/proc/self/fd`). Permits of a dead process are found by
 /// the next acquire that finds too few (at most every 10 ms) and by
 /// sleepers, who look every 100 ms: waiters get them within about 0.1 s

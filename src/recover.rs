@@ -68,11 +68,12 @@
 //!
 //! What this costs: every operation on a recover-mode semaphore takes the
 //! mutex (no system call while it is free), and `sem_release` is then not
-//! async-signal-safe. A thread marks which semaphore it is taking the mutex
-//! of (`INSIDE`, thread-local) before it takes it and until it has given it
-//! up: a call from a signal handler that interrupted such a call on the same
-//! semaphore (through any handle) only tries the mutex, and returns
-//! `SEM_EBUSY` if it is held, instead of deadlocking.
+//! async-signal-safe. A thread marks that it is taking a managed mutex
+//! (`INSIDE`, thread-local) before it takes it and until it has given it
+//! up: a call that finds the mark is a signal handler's that interrupted
+//! such a call; if the mutex it wants is taken, it asks the mutex's futex
+//! word whether this thread holds it, and returns `SEM_EBUSY` instead of
+//! waiting for itself.
 
 use core::cell::{Cell, UnsafeCell};
 use core::ffi::c_int;
@@ -344,9 +345,8 @@ impl Recovery {
     /// Takes the mutex, waiting as `wait` allows (`Never`: only
     /// [`LOCK_WAIT`], the bound for every wait shorter than that), and
     /// repairs what a holder killed inside it left. `Err(Busy)`: a call from
-    /// a signal handler that interrupted this thread's call on the same
-    /// semaphore while that call holds the mutex, or the memory no longer
-    /// holds a usable mutex; `Err(TimedOut)`: not in time (a peer holds it:
+    /// a signal handler that interrupted a call of this thread that holds
+    /// the mutex, or the memory no longer holds a usable mutex; `Err(TimedOut)`: not in time (a peer holds it:
     /// one that is stopped holds it until it runs again).
     fn lock(&self, sem: &Semaphore, wait: Wait) -> Result<Locked<'_>, AcquireError> {
         let me = core::ptr::from_ref(self) as usize;
@@ -355,30 +355,24 @@ impl Recovery {
         // hold it.
         let outer = INSIDE.with(|c| c.replace(me));
         compiler_fence(SeqCst);
-        // SAFETY: a nonzero mark is the `Recovery` of a call this thread is
-        // inside (interrupted by this signal handler), which keeps its
-        // mapping until after it clears the mark.
-        let reentered =
-            outer != 0 && (outer == me || self.same_as(unsafe { &*(outer as *const Recovery) }));
         let m = self.mutex.get();
         // SAFETY: the mutex was made by `init` (`managed`), in memory that
         // stays mapped while `sem` is in use; the timespec outlives the
         // call.
         let rc = unsafe {
-            // The interrupted call may hold it (or be about to take it, or
-            // be waiting for it, or have just given it up): try first, and
-            // if it is taken, by whom (the interrupted call cannot go on
-            // while this one waits: waiting for itself would be for ever).
-            let tried = match reentered {
-                true => libc::pthread_mutex_trylock(m),
-                false => libc::EBUSY,
-            };
-            match wait {
-                _ if tried != libc::EBUSY => tried,
-                _ if reentered && held_by_this_thread(m) => libc::EDEADLK,
-                Wait::Never => lock_until(m, Instant::now() + LOCK_WAIT),
-                Wait::Until(at) => lock_until(m, at.max(Instant::now() + LOCK_WAIT)),
-                Wait::Forever => libc::pthread_mutex_lock(m),
+            match libc::pthread_mutex_trylock(m) {
+                // A mark means that this is a signal handler's call, which
+                // interrupted one on a managed semaphore (this one, or
+                // another whose call another handler interrupted, and so
+                // on): if this thread holds the mutex, waiting for it would
+                // be for ever. Who holds it, the futex word says.
+                libc::EBUSY if outer != 0 && held_by_this_thread(m) => libc::EDEADLK,
+                libc::EBUSY => match wait {
+                    Wait::Never => lock_until(m, Instant::now() + LOCK_WAIT),
+                    Wait::Until(at) => lock_until(m, at.max(Instant::now() + LOCK_WAIT)),
+                    Wait::Forever => libc::pthread_mutex_lock(m),
+                },
+                rc => rc,
             }
         };
         let failed = match rc {
@@ -407,15 +401,9 @@ impl Recovery {
         })
     }
 
-    /// Whether `other` is the area of the same semaphore (another handle's
-    /// mapping of it).
-    fn same_as(&self, other: &Recovery) -> bool {
-        self.file_ino.load(Relaxed) == other.file_ino.load(Relaxed)
-            && self.file_dev.load(Relaxed) == other.file_dev.load(Relaxed)
-    }
-
-    /// Whether `fd` still leads to the semaphore's file.
-    fn same_file(&self, fd: c_int) -> bool {
+    /// Whether `fd` still leads to the semaphore's file (async-signal-safe:
+    /// one `fstat`).
+    pub(crate) fn same_file(&self, fd: c_int) -> bool {
         file_id(fd).is_some_and(|(dev, ino)| {
             dev == self.file_dev.load(Relaxed) && ino == self.file_ino.load(Relaxed)
         })
@@ -551,10 +539,7 @@ impl Recovery {
     /// kernel's lock table says (asked through `fd`, a description of this
     /// process's own). An error is not proof: false.
     fn dead(fd: c_int, k: usize) -> bool {
-        let mut probe = flock_of(libc::F_WRLCK as i16, k);
-        // SAFETY: `probe` is a valid `flock` that F_OFD_GETLK fills in.
-        let rc = unsafe { libc::fcntl(fd, libc::F_OFD_GETLK, &mut probe) };
-        rc == 0 && probe.l_type == libc::F_UNLCK as i16
+        locked_by_another(fd, k) == Some(false)
     }
 
     /// Under the mutex: looks for dead slots (at most once per
@@ -643,9 +628,10 @@ impl Drop for Locked<'_> {
 
 std::thread_local! {
     /// The `Recovery` (its address) whose mutex this thread is taking,
-    /// holds or has just given up; 0 outside. A signal handler's call
-    /// reads it (a const-initialised `Cell` without a destructor: no
-    /// allocation or registration when it is touched).
+    /// holds or has just given up, the innermost if signal handlers nest;
+    /// 0 outside. A signal handler's call reads it (a const-initialised
+    /// `Cell` without a destructor: no allocation or registration when it
+    /// is touched).
     static INSIDE: Cell<usize> = const { Cell::new(0) };
 }
 
@@ -752,6 +738,35 @@ fn new_tag() -> u64 {
     let pid = unsafe { libc::getpid() } as u64;
     let now = u64::try_from(crate::deadline::clock_ns()).unwrap_or(0);
     ((pid << 40) ^ (TAKEN.fetch_add(1, Relaxed) << 20) ^ now) | 1
+}
+
+/// Whether byte `k` of the file behind `fd` is locked through another
+/// description than `fd`'s (a description's own lock never conflicts with
+/// it); `None` on an error. Async-signal-safe (`fcntl`).
+fn locked_by_another(fd: c_int, k: usize) -> Option<bool> {
+    let mut probe = flock_of(libc::F_WRLCK as i16, k);
+    // SAFETY: `probe` is a valid `flock` that F_OFD_GETLK fills in.
+    let rc = unsafe { libc::fcntl(fd, libc::F_OFD_GETLK, &mut probe) };
+    (rc == 0).then_some(probe.l_type != libc::F_UNLCK as i16)
+}
+
+/// Whether `fd`'s description holds the lock of slot `k`: through it the
+/// byte looks free, and through a new description of the file it looks
+/// locked. (A program that closed a handle's descriptor may have given its
+/// number to another file, or to another handle of the same semaphore.)
+/// Async-signal-safe (`open`, `fcntl`, `close`).
+pub(crate) fn holds_slot_lock(fd: c_int, k: usize) -> bool {
+    if fd < 0 || k >= SLOTS || locked_by_another(fd, k) != Some(false) {
+        return false;
+    }
+    let other = crate::shm::reopen(fd);
+    if other < 0 {
+        return false;
+    }
+    let held = locked_by_another(other, k) == Some(true);
+    // SAFETY: `other` is ours, used by nothing else.
+    unsafe { libc::close(other) };
+    held
 }
 
 /// A lock description of byte `k` of the file.
@@ -882,7 +897,13 @@ impl Semaphore {
                 };
             }
             let s = self.state.load(Acquire);
-            if let Some(e) = gives_up(s, deadline) {
+            // (A wait that keeps its place takes one first, however short
+            // its time: else slices shorter than the way in would never
+            // queue.)
+            let queue_first = place.is_some() && fifo && !registered;
+            if let Some(e) =
+                gives_up(s, deadline).filter(|&e| !(queue_first && e == AcquireError::TimedOut))
+            {
                 if let (AcquireError::TimedOut, Some(p), Some(_)) =
                     (e, place.as_deref_mut(), ticket)
                 {
@@ -1080,17 +1101,26 @@ impl Semaphore {
     }
 
     /// When a managed handle is freed: gives its slot's permits back (as
-    /// if its process died; `SEM_RECOVER` only) and frees the slot. The
-    /// caller then closes the descriptor and unmaps.
-    pub(crate) fn recover_leave(&self, owner: &Owner) {
+    /// if its process died; `SEM_RECOVER` only) and frees the slot. Returns
+    /// whether the handle's descriptor is still its own, for the caller to
+    /// close (not if the program closed it: its number may be another
+    /// file's, or another handle's, now), then the caller unmaps.
+    pub(crate) fn recover_leave(&self, owner: &Owner) -> bool {
         let r = owner.recovery();
-        let Some(k) = owner.slot() else { return };
+        let fd = owner.fd();
+        if owner.lost() {
+            return false;
+        }
+        let Some(k) = owner.slot() else {
+            return r.same_file(fd);
+        };
         let Ok(locked) = r.lock(self, Wait::Forever) else {
-            return;
+            return r.same_file(fd);
         };
         if r.slots[k].tag.load(Relaxed) != owner.tag() {
-            return; // reclaimed already (see `slot`)
+            return false; // reclaimed: its description was closed
         }
+        let ours = holds_slot_lock(fd, k);
         let given = r.reclaim(self, k);
         drop(locked);
         if given > 0 {
@@ -1099,6 +1129,7 @@ impl Semaphore {
                 r.wake_queue();
             }
         }
+        ours
     }
 }
 

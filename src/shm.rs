@@ -258,16 +258,32 @@ fn clear_from(mut i: usize) {
 }
 
 /// A region that is whole, as a handle: recorded in the table first (or
-/// unmapped, with `ENFILE`). `fd` is the file's descriptor, if any: kept
-/// (and given a recovery slot) for a `SEM_RECOVER` semaphore, else closed.
+/// unmapped, with `ENFILE`). `fd` is the file's descriptor, if any
+/// (closed): a managed semaphore's handle keeps a new description of the
+/// file (and takes a recovery slot).
 fn handle(region: *mut Region, fd: Option<c_int>) -> Result<*mut Semaphore, c_int> {
     // SAFETY: the region is mapped and whole (checked or written).
     let recover = unsafe { (*region).recovery.managed() };
-    let kept = fd.filter(|_| recover);
-    if let Some(fd) = fd.filter(|_| !recover) {
+    // A managed handle's slot lock lives on a description that nothing but
+    // this descriptor refers to: the mapping holds the description it was
+    // made through (and a forked child inherits the mapping), so a lock on
+    // that one would outlive the process, and survive the descriptor's
+    // close.
+    // (Reopened through `/proc`: without it, the errno of the open.)
+    let reopened = fd.filter(|_| recover).map(|fd| match reopen(fd) {
+        -1 => Err(errno()),
+        new => Ok(new),
+    });
+    if let Some(fd) = fd {
         // SAFETY: `fd` is ours; the mapping keeps the file.
         unsafe { libc::close(fd) };
     }
+    if let Some(Err(e)) = reopened {
+        // SAFETY: nobody in this process has the handle yet.
+        unsafe { unmap_region(region) };
+        return Err(e);
+    }
+    let kept = reopened.and_then(Result::ok);
     let failed = |e: c_int| {
         if let Some(fd) = kept {
             // SAFETY: `fd` is ours and nothing else uses it.
@@ -605,13 +621,15 @@ pub(crate) fn unlink_named(name: &CStr) -> Result<(), c_int> {
 pub(crate) unsafe fn unmap(semaphore: *mut Semaphore) {
     // SAFETY: the handle is mapped until the unmap below.
     let owner = owner(unsafe { &*semaphore });
-    if let Some(owner) = &owner {
-        // A managed handle gives back what it holds, then lets go of its
-        // slot's lock.
-        // SAFETY: as above.
-        unsafe { (*semaphore).recover_leave(owner) };
-    }
-    let fd = owner.map_or(-1, |o| o.fd());
+    // A managed handle gives back what it holds, then lets go of its slot's
+    // lock: closes its descriptor, if that is still its own (the program
+    // may have closed ours and given the number to another file, or to
+    // another handle).
+    // SAFETY: as above.
+    let ours = owner
+        .as_ref()
+        .is_some_and(|o| unsafe { (*semaphore).recover_leave(o) });
+    let fd = owner.filter(|_| ours).map_or(-1, |o| o.fd());
     // Out of the table before the descriptor closes: a fork from another
     // thread must not reopen and close whatever file gets that number next.
     forget(semaphore.cast());
@@ -634,41 +652,61 @@ pub(crate) fn reopen_after_fork() {
     if IN_USE.load(Relaxed) == 0 {
         return;
     }
-    for (entry, tag) in OWNERS.iter().zip(&TAGS) {
+    for ((entry, tag), mapped) in OWNERS.iter().zip(&TAGS).zip(&MAPPED) {
         let packed = entry.load(Relaxed);
-        if packed == 0 {
+        let region = mapped.load(Relaxed);
+        // (A lost handle stays lost, and its descriptor number is not ours
+        // any more: the program closed ours.)
+        if packed == 0 || packed as u32 == LOST || region == 0 || region == FREED {
             continue;
         }
         tag.store(0, Relaxed);
         let fd = (((packed >> 32) & 0x7FFF_FFFF) as c_int) - 1;
-        if fd < 0 {
-            // Not reopened in an earlier fork: nothing to reopen (and
-            // "/proc/self/fd/-1" must not become descriptor 0's file).
+        // Not reopened in an earlier fork (nothing to reopen: and
+        // "/proc/self/fd/-1" must not become descriptor 0's file), or the
+        // number is not the handle's any more (the program closed it and
+        // gave the number to another file, or another handle): neither
+        // reopened nor closed; the child's calls on it return `SEM_EBUSY`.
+        let ours = match (packed as u32).checked_sub(1) {
+            Some(k) => crate::recover::holds_slot_lock(fd, k as usize),
+            // SAFETY: a handle recorded in the table is mapped (the child
+            // inherited the parent's mappings).
+            None => fd >= 0 && unsafe { (*(region as *const Region)).recovery.same_file(fd) },
+        };
+        if !ours {
+            entry.store(owner_entry(-1), Relaxed);
             continue;
         }
-        let mut path = *b"/proc/self/fd/\0\0\0\0\0\0\0\0\0\0\0";
-        let mut digits = [0u8; 10];
-        let (mut v, mut len) = (fd as u32, 0);
-        loop {
-            digits[len] = b'0' + (v % 10) as u8;
-            len += 1;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        for (i, d) in digits[..len].iter().rev().enumerate() {
-            path[14 + i] = *d;
-        }
-        // SAFETY: `path` is NUL-terminated (the buffer ends in zeros past
-        // the at most 10 digits).
-        let new = unsafe { libc::open(path.as_ptr().cast(), libc::O_RDWR | libc::O_CLOEXEC) };
+        let new = reopen(fd);
         // SAFETY: the inherited descriptor, this handle's.
         unsafe { libc::close(fd) };
         // (-1 if it could not be reopened: the handle's calls then return
         // `SEM_EBUSY`.)
         entry.store(owner_entry(new), Relaxed);
     }
+}
+
+/// A new file description of the file behind `fd` (opening
+/// `/proc/self/fd/N`), close-on-exec; -1 if that fails. Async-signal-safe
+/// (`open` only, the path built on the stack).
+pub(crate) fn reopen(fd: c_int) -> c_int {
+    let mut path = *b"/proc/self/fd/\0\0\0\0\0\0\0\0\0\0\0";
+    let mut digits = [0u8; 10];
+    let (mut v, mut len) = (fd as u32, 0);
+    loop {
+        digits[len] = b'0' + (v % 10) as u8;
+        len += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for (i, d) in digits[..len].iter().rev().enumerate() {
+        path[14 + i] = *d;
+    }
+    // SAFETY: `path` is NUL-terminated (the buffer ends in zeros past the
+    // at most 10 digits).
+    unsafe { libc::open(path.as_ptr().cast(), libc::O_RDWR | libc::O_CLOEXEC) }
 }
 
 #[cfg(test)]
