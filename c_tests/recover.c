@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -886,6 +887,112 @@ static void nested_handlers_on_two_semaphores(void) {
     }
 }
 
+/* The slice API's edges: a queue that is full (128 waiters) does not make
+ * a slice overstay its time; a place inherited by a forked child is not
+ * the child's wait (SEM_EINVAL, not a turn that never comes). */
+static void *full_queue_waiter(void *arg) {
+    return (void *)(intptr_t)sem_acquire_timed((rsem_semaphore *)arg, 30.0);
+}
+
+static void slice_edges(void) {
+    rsem_semaphore *s = sem_new_shared(0, 1000, SEM_FIFO);
+    CHECK(s != NULL);
+    enum { QUEUE = 128 };
+    static pthread_t t[QUEUE];
+    for (int i = 0; i < QUEUE; i++) t[i] = spawn(full_queue_waiter, s);
+    EVENTUALLY(sem_waiters(s) == QUEUE);
+    rsem_ticket place;
+    memset(&place, 0, sizeof place);
+    double t0 = now_s();
+    CHECK_EQ(sem_acquire_slice(s, 1, sem_clock_ns() + 10000000, &place), SEM_PENDING);
+    CHECK(now_s() - t0 < 5.0);
+    CHECK_EQ(sem_acquire_leave(s, &place), SEM_OK);
+    CHECK_EQ(sem_release_n(s, QUEUE), SEM_OK);
+    for (int i = 0; i < QUEUE; i++) CHECK_EQ((intptr_t)join(t[i]), SEM_OK);
+    CHECK_EQ(sem_waiters(s), 0);
+
+    CHECK_EQ(sem_acquire_slice(s, 1, 0, &place), SEM_PENDING); /* kept */
+    CHECK_EQ(sem_waiters(s), 1);
+    fflush(NULL);
+    pid_t c = fork();
+    CHECK(c >= 0);
+    if (c == 0) {
+        alarm(30);
+        _exit(sem_acquire_slice(s, 1, sem_clock_ns() + 5000000, &place) == SEM_EINVAL ? 0 : 1);
+    }
+    expect_exit_ok(c);
+    CHECK_EQ(sem_waiters(s), 1); /* the child touched nothing */
+    CHECK_EQ(sem_acquire_leave(s, &place), SEM_OK);
+    CHECK_EQ(sem_waiters(s), 0);
+    sem_free(s);
+}
+
+/* A process that made a handle forks while it has no descriptor left (the
+ * child cannot open one of its own), then dies while the child lives: the
+ * child must still not keep the parent's description (its permit comes
+ * back). */
+static void creator_at_the_descriptor_limit(void) {
+    char name[64];
+    a_name(name, sizeof name, "emfile");
+    sem_unlink_named(name);
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    fflush(NULL);
+    pid_t p = fork();
+    CHECK(p >= 0);
+    if (p == 0) {
+        alarm(60);
+        close(fds[0]);
+        rsem_semaphore *s = sem_open_named(name, SEM_CREATE | SEM_EXCL, 0600, 1, 1, SEM_RECOVER);
+        if (s == NULL || sem_acquire(s) != SEM_OK) _exit(50);
+        struct rlimit rl = {64, 64};
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) _exit(52);
+        while (dup(fds[1]) >= 0) {
+        }
+        if (errno != EMFILE) _exit(53);
+        pid_t c = fork();
+        if (c == 0) {
+            alarm(30);
+            for (;;) pause();
+        }
+        if (write(fds[1], &c, sizeof c) != (ssize_t)sizeof c) _exit(51);
+        for (;;) pause();
+    }
+    close(fds[1]);
+    pid_t grandchild = 0;
+    CHECK_EQ(read(fds[0], &grandchild, sizeof grandchild), (ssize_t)sizeof grandchild);
+    close(fds[0]);
+    kill_child(p);
+    rsem_semaphore *s = sem_open_named(name, 0, 0600, 0, 0, 0);
+    CHECK(s != NULL);
+    CHECK_EQ(kill(grandchild, 0), 0);
+    CHECK_EQ(sem_acquire_timed(s, 5.0), SEM_RECOVERED);
+    kill(grandchild, SIGKILL);
+    CHECK_EQ(sem_release(s), SEM_OK);
+    sem_free(s);
+    CHECK_EQ(sem_unlink_named(name), SEM_OK);
+}
+
+/* A managed named semaphore created with a mode that does not let its
+ * owner open it for writing (0400): the creator's handle still works (its
+ * own descriptor is opened before the mode applies). As an unprivileged
+ * user: root may open anything. */
+static int create_read_only(rsem_semaphore *unused, int64_t unused2) {
+    (void)unused;
+    (void)unused2;
+    if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) return 60;
+    char name[64];
+    a_name(name, sizeof name, "ro");
+    rsem_semaphore *s = sem_open_named(name, SEM_CREATE | SEM_EXCL, 0400, 1, 1, SEM_FIFO);
+    if (s == NULL) return 61;
+    if (sem_acquire(s) != SEM_OK || sem_release(s) != SEM_OK) return 62;
+    sem_free(s);
+    if (sem_unlink_named(name) != SEM_OK) return 63;
+    return 0;
+}
+
+static void created_read_only(void) { expect_exit_ok(fork_child(create_read_only, NULL, 0)); }
+
 /* sem_try_acquire and sem_drain wait (up to 10 ms) for the lock a running
  * peer holds for a moment: with permits free, a try must not fail because
  * the peer happened to be inside a call (3.8% of them did when they only
@@ -1055,6 +1162,9 @@ int main(void) {
     STEP(try_beside_a_running_peer);
     STEP(fifo_across_processes);
     STEP(slices_keep_their_turn);
+    STEP(slice_edges);
+    STEP(creator_at_the_descriptor_limit);
+    STEP(created_read_only);
     STEP(stress_with_kills_fifo);
     puts("recover: ok");
     return 0;

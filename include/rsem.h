@@ -958,7 +958,8 @@ RSEM_API int sem_notifier_free(rsem_notifier *notifier);
  * SEM_SHARED_MAX` and `flags` has no bit but `SEM_FIFO` and `SEM_RECOVER`;
  * `ENOMEM` if the memory could not be mapped (or, with `SEM_RECOVER` or
  * `SEM_FIFO`, `EMFILE`/`ENFILE`: it keeps a file descriptor open per
- * handle); `ENOSYS` on platforms without shared semaphores (every platform
+ * handle; and `ENOENT` if `/proc` is not mounted: it reopens its file
+ * through `/proc/self/fd`); `ENOSYS` on platforms without shared semaphores (every platform
  * but Linux, today).
  *
  * Thread-safety: may be called from any thread.
@@ -1003,8 +1004,9 @@ RSEM_API rsem_semaphore *sem_new_shared(int64_t value, int64_t max, uint32_t fla
  * (a `SEM_RECOVER` or `SEM_FIFO` semaphore whose lock is unusable);
  * `ENOSPC` (a `SEM_RECOVER` or `SEM_FIFO` semaphore whose
  * `SEM_RECOVER_SLOTS` slots are all used by live handles); `ENOENT` (no
- * such name, or, when creating, `/proc` is
- * not mounted: the new file is named through `/proc/self/fd`); `EEXIST`;
+ * such name, or `/proc` is not mounted: a new file is named, and a
+ * `SEM_RECOVER` or `SEM_FIFO` handle's file reopened, through
+ * `/proc/self/fd`); `EEXIST`;
  * `EACCES`; `ELOOP` (the name is a symbolic link); `EOPNOTSUPP` or
  * `EISDIR` (`/dev/shm` cannot make unnamed files: `O_TMPFILE`); `EAGAIN`
  * (the name was created and removed by others 16 times while this call
@@ -1063,7 +1065,9 @@ RSEM_API int sem_unlink_named(const char *name);
  * other return ends the wait: `SEM_ECLOSED` (shut down), `SEM_EBUSY` (see
  * `sem_acquire`), `SEM_EINVAL` if `sem` or `place` is NULL, `n` is below 1
  * or above `sem_max(sem)`, or `*place` is neither all zeros nor this
- * semaphore's wait for `n`; `SEM_ENOTSUP` if `sem` is not process-shared
+ * semaphore's wait for `n`, or is a wait that is not this handle's any
+ * more (a place inherited by a `fork()`ed child, copied, or kept from a
+ * freed handle); `SEM_ENOTSUP` if `sem` is not process-shared
  * (in-process waits keep their place with `sem_acquire_async` or
  * `sem_acquire_notify`). `SEM_TIMEDOUT` is never returned: the caller owns
  * the deadline, and leaves when it passes. Once the wait ended, `*place`
@@ -1071,7 +1075,7 @@ RSEM_API int sem_unlink_named(const char *name);
  *
  * Thread-safety: may be called from any thread, but not from a signal
  * handler; a place serves one wait, by one thread at a time (calls with
- * the same place must not overlap). A place left pending holds the queue
+ * the same place must not overlap; do not copy one). A place left pending holds the queue
  * up once it is its turn, until its process exits: always come back or
  * leave.
  *
@@ -1091,9 +1095,10 @@ int sem_acquire_slice(rsem_semaphore *sem,
  * nothing: it leaves the semaphore's queue (those behind it may go on), and
  * `*place` is all zeros again.
  *
- * Returns `SEM_OK`, also if `*place` is all zeros (no wait to end);
- * `SEM_EINVAL` if `sem` or `place` is NULL or `*place` is not a wait of
- * `sem`.
+ * Returns `SEM_OK`, also if `*place` is all zeros or its wait ended
+ * already (the handle lost its slot, or the place is stale: see
+ * `sem_acquire_slice`); `SEM_EINVAL` if `sem` or `place` is NULL or
+ * `*place` is not a wait of `sem`.
  *
  * Thread-safety: as `sem_acquire_slice`.
  *

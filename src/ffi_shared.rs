@@ -129,7 +129,8 @@ fn handle(result: Result<*mut Semaphore, c_int>) -> *mut Semaphore {
 /// SEM_SHARED_MAX` and `flags` has no bit but `SEM_FIFO` and `SEM_RECOVER`;
 /// `ENOMEM` if the memory could not be mapped (or, with `SEM_RECOVER` or
 /// `SEM_FIFO`, `EMFILE`/`ENFILE`: it keeps a file descriptor open per
-/// handle); `ENOSYS` on platforms without shared semaphores (every platform
+/// handle; and `ENOENT` if `/proc` is not mounted: it reopens its file
+/// through `/proc/self/fd`); `ENOSYS` on platforms without shared semaphores (every platform
 /// but Linux, today).
 ///
 /// Thread-safety: may be called from any thread.
@@ -180,8 +181,9 @@ pub unsafe extern "C" fn sem_new_shared(value: i64, max: i64, flags: u32) -> *mu
 /// (a `SEM_RECOVER` or `SEM_FIFO` semaphore whose lock is unusable);
 /// `ENOSPC` (a `SEM_RECOVER` or `SEM_FIFO` semaphore whose
 /// `SEM_RECOVER_SLOTS` slots are all used by live handles); `ENOENT` (no
-/// such name, or, when creating, `/proc` is
-/// not mounted: the new file is named through `/proc/self/fd`); `EEXIST`;
+/// such name, or `/proc` is not mounted: a new file is named, and a
+/// `SEM_RECOVER` or `SEM_FIFO` handle's file reopened, through
+/// `/proc/self/fd`); `EEXIST`;
 /// `EACCES`; `ELOOP` (the name is a symbolic link); `EOPNOTSUPP` or
 /// `EISDIR` (`/dev/shm` cannot make unnamed files: `O_TMPFILE`); `EAGAIN`
 /// (the name was created and removed by others 16 times while this call

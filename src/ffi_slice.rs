@@ -16,11 +16,11 @@ use crate::ffi::{permits_to_acquire, with};
 use crate::semaphore::Semaphore;
 use crate::status::{AcquireError, SEM_EINVAL, SEM_ENOTSUP, SEM_OK, SEM_PENDING, acquire_code};
 
-/// What a place says, in its first 40 bytes (unaligned: a `uint64_t` array
+/// What a place says, in its first 48 bytes (unaligned: a `uint64_t` array
 /// may be 4-aligned): `MAGIC`, the semaphore's address, `n`, whether the
-/// wait is registered as a sleeper, and its ticket (0: none). All zeros:
-/// no wait.
-type Record = [u64; 5];
+/// wait is registered as a sleeper, its ticket (0: none) and its slot's
+/// tag. All zeros: no wait.
+type Record = [u64; 6];
 
 const MAGIC: u64 = u64::from_le_bytes(*b"rsem-plc");
 
@@ -42,16 +42,19 @@ unsafe fn write(place: *mut Ticket, record: Record) {
     unsafe { ptr::write_unaligned(place.cast::<Record>(), record) }
 }
 
-/// The wait (registered, ticket) that `record` holds for `sem` and `n`:
-/// `Some((false, 0))` for a new one (all zeros), `None` if it is another
-/// semaphore's or another count's, or not a record at all.
-fn kept(record: Record, sem: &Semaphore, n: u64) -> Option<(bool, u64)> {
+/// Where a wait stands: registered, its ticket (0: none), its slot's tag.
+type Kept = (bool, u64, u64);
+
+/// The wait that `record` holds for `sem` and `n`: all zeros for a new one,
+/// `None` if it is another semaphore's or another count's, or not a record
+/// at all.
+fn kept(record: Record, sem: &Semaphore, n: u64) -> Option<Kept> {
     match record {
-        [0, 0, 0, 0, 0] => Some((false, 0)),
-        [MAGIC, address, m, registered @ (0 | 1), ticket]
+        [0, 0, 0, 0, 0, 0] => Some((false, 0, 0)),
+        [MAGIC, address, m, registered @ (0 | 1), ticket, tag]
             if address == ptr::from_ref(sem) as u64 && m == n =>
         {
-            Some((registered == 1, ticket))
+            Some((registered == 1, ticket, tag))
         }
         _ => None,
     }
@@ -77,7 +80,9 @@ fn kept(record: Record, sem: &Semaphore, n: u64) -> Option<(bool, u64)> {
 /// other return ends the wait: `SEM_ECLOSED` (shut down), `SEM_EBUSY` (see
 /// `sem_acquire`), `SEM_EINVAL` if `sem` or `place` is NULL, `n` is below 1
 /// or above `sem_max(sem)`, or `*place` is neither all zeros nor this
-/// semaphore's wait for `n`; `SEM_ENOTSUP` if `sem` is not process-shared
+/// semaphore's wait for `n`, or is a wait that is not this handle's any
+/// more (a place inherited by a `fork()`ed child, copied, or kept from a
+/// freed handle); `SEM_ENOTSUP` if `sem` is not process-shared
 /// (in-process waits keep their place with `sem_acquire_async` or
 /// `sem_acquire_notify`). `SEM_TIMEDOUT` is never returned: the caller owns
 /// the deadline, and leaves when it passes. Once the wait ended, `*place`
@@ -85,7 +90,7 @@ fn kept(record: Record, sem: &Semaphore, n: u64) -> Option<(bool, u64)> {
 ///
 /// Thread-safety: may be called from any thread, but not from a signal
 /// handler; a place serves one wait, by one thread at a time (calls with
-/// the same place must not overlap). A place left pending holds the queue
+/// the same place must not overlap; do not copy one). A place left pending holds the queue
 /// up once it is its turn, until its process exits: always come back or
 /// leave.
 ///
@@ -121,7 +126,7 @@ pub unsafe extern "C" fn sem_acquire_slice(
             Wait::Never => Wait::Until(Instant::now()),
             until => until,
         };
-        let (result, (registered, ticket)) = backend::slice(s, n, until, wait);
+        let (result, (registered, ticket, tag)) = backend::slice(s, n, until, wait);
         let record = match result {
             Err(AcquireError::TimedOut) => [
                 MAGIC,
@@ -129,8 +134,9 @@ pub unsafe extern "C" fn sem_acquire_slice(
                 n,
                 u64::from(registered),
                 ticket,
+                tag,
             ],
-            _ => [0; 5],
+            _ => [0; 6],
         };
         // SAFETY: as above.
         unsafe { write(place, record) };
@@ -147,9 +153,10 @@ pub unsafe extern "C" fn sem_acquire_slice(
 /// nothing: it leaves the semaphore's queue (those behind it may go on), and
 /// `*place` is all zeros again.
 ///
-/// Returns `SEM_OK`, also if `*place` is all zeros (no wait to end);
-/// `SEM_EINVAL` if `sem` or `place` is NULL or `*place` is not a wait of
-/// `sem`.
+/// Returns `SEM_OK`, also if `*place` is all zeros or its wait ended
+/// already (the handle lost its slot, or the place is stale: see
+/// `sem_acquire_slice`); `SEM_EINVAL` if `sem` or `place` is NULL or
+/// `*place` is not a wait of `sem`.
 ///
 /// Thread-safety: as `sem_acquire_slice`.
 ///
@@ -163,7 +170,7 @@ pub unsafe extern "C" fn sem_acquire_leave(sem: *mut Semaphore, place: *mut Tick
     let body = |s: &Semaphore| {
         // SAFETY: `place` is non-null and valid, by the contract.
         let record = unsafe { read(place) };
-        if record == [0; 5] {
+        if record == [0; 6] {
             return SEM_OK;
         }
         let Some(wait) = kept(record, s, record[2]) else {
@@ -171,7 +178,7 @@ pub unsafe extern "C" fn sem_acquire_leave(sem: *mut Semaphore, place: *mut Tick
         };
         backend::leave(s, record[2], wait);
         // SAFETY: as above.
-        unsafe { write(place, [0; 5]) };
+        unsafe { write(place, [0; 6]) };
         SEM_OK
     };
     // SAFETY: `sem` is NULL or live, by the caller's contract.
@@ -189,26 +196,31 @@ mod backend {
         s: &Semaphore,
         n: u64,
         until: Wait,
-        (registered, ticket): (bool, u64),
-    ) -> (Result<(), AcquireError>, (bool, u64)) {
+        (registered, ticket, tag): Kept,
+    ) -> (Result<(), AcquireError>, Kept) {
         let mut place = Place {
             registered,
             ticket: (ticket != 0).then_some(ticket),
+            tag,
         };
         let result = match crate::shm::owner(s) {
             Some(owner) => s.recover_wait(&owner, n, until, Some(&mut place)),
             // A plain shared semaphore has no queue: no place to keep.
             None => s.acquire(n, until),
         };
-        (result, (place.registered, place.ticket.unwrap_or(0)))
+        (
+            result,
+            (place.registered, place.ticket.unwrap_or(0), place.tag),
+        )
     }
 
     /// Ends a kept wait.
-    pub(super) fn leave(s: &Semaphore, n: u64, (registered, ticket): (bool, u64)) {
+    pub(super) fn leave(s: &Semaphore, n: u64, (registered, ticket, tag): Kept) {
         if let Some(owner) = crate::shm::owner(s) {
             let place = Place {
                 registered,
                 ticket: (ticket != 0).then_some(ticket),
+                tag,
             };
             s.recover_abandon(&owner, n, place);
         }
@@ -224,10 +236,10 @@ mod backend {
         _s: &Semaphore,
         _n: u64,
         _until: Wait,
-        _wait: (bool, u64),
-    ) -> (Result<(), AcquireError>, (bool, u64)) {
-        (Err(AcquireError::Busy), (false, 0))
+        _wait: Kept,
+    ) -> (Result<(), AcquireError>, Kept) {
+        (Err(AcquireError::Busy), (false, 0, 0))
     }
 
-    pub(super) fn leave(_s: &Semaphore, _n: u64, _wait: (bool, u64)) {}
+    pub(super) fn leave(_s: &Semaphore, _n: u64, _wait: Kept) {}
 }

@@ -184,6 +184,10 @@ pub(crate) const QUEUE: usize = 128;
 pub(crate) struct Place {
     pub registered: bool,
     pub ticket: Option<u64>,
+    /// The tag of the handle's slot when the place was kept: a handle that
+    /// has another slot now (a forked child's, or a new handle at the same
+    /// address) has no such wait.
+    pub tag: u64,
 }
 
 /// The managed area of a shared mapping (all zeros: a plain shared
@@ -317,6 +321,19 @@ impl Recovery {
         e.slot.store(k as u32, Relaxed);
         e.ticket.store(ticket, Relaxed);
         Some(ticket)
+    }
+
+    /// Under the mutex: whether `place` is a wait of `owner`'s, whose slot
+    /// is `k`, still queued.
+    fn kept(&self, owner: &Owner, k: usize, place: &Place) -> bool {
+        place.tag == owner.tag() && place.ticket.is_some_and(|t| self.queued(t, k))
+    }
+
+    /// Under the mutex: whether `ticket`, a waiter's of slot `k`, is queued.
+    fn queued(&self, ticket: u64, k: usize) -> bool {
+        self.queue
+            .iter()
+            .any(|e| e.ticket.load(Relaxed) == ticket && e.slot.load(Relaxed) as usize == k)
     }
 
     /// Under the mutex: takes `ticket`, a waiter's of slot `k`, out of the
@@ -751,22 +768,38 @@ fn locked_by_another(fd: c_int, k: usize) -> Option<bool> {
 }
 
 /// Whether `fd`'s description holds the lock of slot `k`: through it the
-/// byte looks free, and through a new description of the file it looks
-/// locked. (A program that closed a handle's descriptor may have given its
-/// number to another file, or to another handle of the same semaphore.)
-/// Async-signal-safe (`open`, `fcntl`, `close`).
-pub(crate) fn holds_slot_lock(fd: c_int, k: usize) -> bool {
-    if fd < 0 || k >= SLOTS || locked_by_another(fd, k) != Some(false) {
-        return false;
+/// byte looks free, and through `other`, another description of the file,
+/// it looks locked. (A program that closed a handle's descriptor may have
+/// given its number to another file, or to another handle of the same
+/// semaphore.) Without `other` (-1: no descriptor was left to open it),
+/// only the first: the byte looks free through `fd`. Async-signal-safe
+/// (`fcntl`).
+pub(crate) fn holds_slot_lock(fd: c_int, k: usize, other: c_int) -> bool {
+    fd >= 0
+        && k < SLOTS
+        && locked_by_another(fd, k) == Some(false)
+        && (other < 0 || locked_by_another(other, k) == Some(true))
+}
+
+/// Whether `fd`'s description holds any slot's lock, as seen from `other`
+/// (see `holds_slot_lock`; `false` without `other`). A handle that has no
+/// slot yet holds none: a descriptor that holds one is another handle's.
+pub(crate) fn holds_a_slot_lock(fd: c_int, other: c_int) -> bool {
+    fd >= 0
+        && other >= 0
+        && (0..SLOTS).any(|k| {
+            locked_by_another(fd, k) == Some(false) && locked_by_another(other, k) == Some(true)
+        })
+}
+
+/// Whether `fd` is still the descriptor of a handle of the semaphore whose
+/// area is `r`, with slot `slot` (`None`: none taken yet); see
+/// `holds_slot_lock`. Async-signal-safe (`fstat`, `fcntl`).
+pub(crate) fn still_ours(r: &Recovery, fd: c_int, slot: Option<usize>, other: c_int) -> bool {
+    match slot {
+        Some(k) => holds_slot_lock(fd, k, other),
+        None => r.same_file(fd) && !holds_a_slot_lock(fd, other),
     }
-    let other = crate::shm::reopen(fd);
-    if other < 0 {
-        return false;
-    }
-    let held = locked_by_another(other, k) == Some(true);
-    // SAFETY: `other` is ours, used by nothing else.
-    unsafe { libc::close(other) };
-    held
 }
 
 /// A lock description of byte `k` of the file.
@@ -849,6 +882,7 @@ impl Semaphore {
         // running thread then costs a cache-line transfer, not a wake-up.
         let mut head_spun = false;
         let told = Cell::new(false);
+        let mut resuming = registered || ticket.is_some();
         loop {
             // A registered waiter must take the mutex to leave, whatever
             // its deadline (its registration and queue entry cannot stay).
@@ -858,6 +892,15 @@ impl Semaphore {
             let Ok(k) = r.slot(self, owner) else {
                 return Err(AcquireError::Busy);
             };
+            // A wait to go on with must be this handle's and still queued:
+            // a stale place (inherited by a forked child, or of a freed
+            // handle) would wait for a turn that never comes.
+            if resuming {
+                resuming = false;
+                if !place.as_deref().is_some_and(|p| r.kept(owner, k, p)) {
+                    return Err(AcquireError::Invalid);
+                }
+            }
             // In FIFO mode only the head may take (or anyone, while nobody
             // is queued).
             let head = r.head(self.state.load(Acquire));
@@ -900,7 +943,12 @@ impl Semaphore {
             // (A wait that keeps its place takes one first, however short
             // its time: else slices shorter than the way in would never
             // queue.)
-            let queue_first = place.is_some() && fifo && !registered;
+            let queue_first = place.is_some()
+                && fifo
+                && !registered
+                && s & SLEEPERS != SLEEPERS
+                && (n == 1 || s & MULTIS != MULTIS)
+                && r.queue.iter().any(|e| e.ticket.load(Relaxed) == 0);
             if let Some(e) =
                 gives_up(s, deadline).filter(|&e| !(queue_first && e == AcquireError::TimedOut))
             {
@@ -908,7 +956,11 @@ impl Semaphore {
                     (e, place.as_deref_mut(), ticket)
                 {
                     // The caller comes back for it: keep the place.
-                    *p = Place { registered, ticket };
+                    *p = Place {
+                        registered,
+                        ticket,
+                        tag: owner.tag(),
+                    };
                     return Err(e);
                 }
                 if registered {
@@ -1064,9 +1116,14 @@ impl Semaphore {
         let Ok(locked) = r.lock(self, Wait::Forever) else {
             return;
         };
+        // (Nothing to end if the slot went, with its waits, or if the place
+        // is stale: see `recover_wait`.)
         let Ok(k) = r.slot(self, owner) else {
             return;
         };
+        if !r.kept(owner, k, &place) {
+            return;
+        }
         if place.registered {
             r.commit(self, k, &|s, mut image, unreported| {
                 Some((unregistered(s, &mut image, n), image, unreported))
@@ -1108,19 +1165,30 @@ impl Semaphore {
     pub(crate) fn recover_leave(&self, owner: &Owner) -> bool {
         let r = owner.recovery();
         let fd = owner.fd();
-        if owner.lost() {
+        if owner.lost() || fd < 0 {
             return false;
         }
+        let other = crate::shm::reopen(fd);
+        let ours = |slot| {
+            let ours = still_ours(r, fd, slot, other);
+            if other >= 0 {
+                // SAFETY: ours, used by nothing else.
+                unsafe { libc::close(other) };
+            }
+            ours
+        };
         let Some(k) = owner.slot() else {
-            return r.same_file(fd);
+            return ours(None);
         };
         let Ok(locked) = r.lock(self, Wait::Forever) else {
-            return r.same_file(fd);
+            return ours(Some(k));
         };
         if r.slots[k].tag.load(Relaxed) != owner.tag() {
+            drop(locked);
+            let _ = ours(Some(k));
             return false; // reclaimed: its description was closed
         }
-        let ours = holds_slot_lock(fd, k);
+        let ours = ours(Some(k));
         let given = r.reclaim(self, k);
         drop(locked);
         if given > 0 {

@@ -262,6 +262,16 @@ fn clear_from(mut i: usize) {
 /// (closed): a managed semaphore's handle keeps a new description of the
 /// file (and takes a recovery slot).
 fn handle(region: *mut Region, fd: Option<c_int>) -> Result<*mut Semaphore, c_int> {
+    handle_with(region, fd, None)
+}
+
+/// `handle`, with the managed handle's descriptor opened already (`lock`,
+/// see `create`).
+fn handle_with(
+    region: *mut Region,
+    fd: Option<c_int>,
+    lock: Option<c_int>,
+) -> Result<*mut Semaphore, c_int> {
     // SAFETY: the region is mapped and whole (checked or written).
     let recover = unsafe { (*region).recovery.managed() };
     // A managed handle's slot lock lives on a description that nothing but
@@ -270,10 +280,13 @@ fn handle(region: *mut Region, fd: Option<c_int>) -> Result<*mut Semaphore, c_in
     // that one would outlive the process, and survive the descriptor's
     // close.
     // (Reopened through `/proc`: without it, the errno of the open.)
-    let reopened = fd.filter(|_| recover).map(|fd| match reopen(fd) {
-        -1 => Err(errno()),
-        new => Ok(new),
-    });
+    let reopened = match lock {
+        Some(lock) => Some(Ok(lock)),
+        None => fd.filter(|_| recover).map(|fd| match reopen(fd) {
+            -1 => Err(errno()),
+            new => Ok(new),
+        }),
+    };
     if let Some(fd) = fd {
         // SAFETY: `fd` is ours; the mapping keeps the file.
         unsafe { libc::close(fd) };
@@ -550,12 +563,75 @@ fn create(
     if fd < 0 {
         return Err(errno());
     }
+    // A managed handle's own description, opened now: once the file is
+    // named with `file_mode`, its owner may not be allowed to open it for
+    // writing (0400: only the creator's descriptors can).
+    let lock = match mode {
+        0 => None,
+        _ => match reopen_as_owner(fd) {
+            Ok(lock) => Some(lock),
+            Err(e) => {
+                // SAFETY: `fd` is ours.
+                unsafe { libc::close(fd) };
+                return Err(e);
+            }
+        },
+    };
+    // SAFETY: an all-zero `stat` is a valid value to be overwritten.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: `fd` is open and `st` is valid for writes.
+    unsafe { libc::fstat(fd, &mut st) };
     let result = fill_and_link(fd, path, value, max, mode);
     if result.is_err() {
-        // SAFETY: `fd` is ours.
-        unsafe { libc::close(fd) };
+        for fd in [Some(fd), lock].into_iter().flatten() {
+            // SAFETY: ours.
+            unsafe { libc::close(fd) };
+        }
     }
-    result.and_then(|region| handle(region, Some(fd)))
+    result
+        .and_then(|region| handle_with(region, Some(fd), lock))
+        .inspect_err(|_| {
+            // Named, but no handle: take the name back (if it is still
+            // this file's), so that a retry can create it.
+            // SAFETY: an all-zero `stat` is a valid value to be overwritten.
+            let mut now: libc::stat = unsafe { core::mem::zeroed() };
+            // SAFETY: `path` is a NUL-terminated string; `now` is valid.
+            if unsafe { libc::stat(path.as_ptr(), &mut now) } == 0
+                && (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino)
+            {
+                // SAFETY: as above.
+                unsafe { libc::unlink(path.as_ptr()) };
+            }
+        })
+}
+
+/// A new description of the file behind `fd` (see `reopen`), opened for
+/// writing even if the file's mode does not let its owner do that (the
+/// mode is widened for the owner while it opens, then put back). An errno
+/// if it cannot be opened (no `/proc`, or no descriptor left).
+fn reopen_as_owner(fd: c_int) -> Result<c_int, c_int> {
+    // SAFETY: an all-zero `stat` is a valid value to be overwritten.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: `fd` is open and `st` is valid for writes.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return Err(errno());
+    }
+    let mode = st.st_mode & 0o7777;
+    let widen = mode & 0o600 != 0o600;
+    if widen {
+        // SAFETY: `fd` is our new, unnamed file.
+        unsafe { libc::fchmod(fd, mode | 0o600) };
+    }
+    let lock = reopen(fd);
+    let e = errno();
+    if widen {
+        // SAFETY: as above.
+        unsafe { libc::fchmod(fd, mode) };
+    }
+    match lock {
+        -1 => Err(e),
+        lock => Ok(lock),
+    }
 }
 
 /// The rest of `create`, with the unnamed file open as `fd`: the region,
@@ -662,22 +738,28 @@ pub(crate) fn reopen_after_fork() {
         }
         tag.store(0, Relaxed);
         let fd = (((packed >> 32) & 0x7FFF_FFFF) as c_int) - 1;
-        // Not reopened in an earlier fork (nothing to reopen: and
-        // "/proc/self/fd/-1" must not become descriptor 0's file), or the
-        // number is not the handle's any more (the program closed it and
-        // gave the number to another file, or another handle): neither
-        // reopened nor closed; the child's calls on it return `SEM_EBUSY`.
-        let ours = match (packed as u32).checked_sub(1) {
-            Some(k) => crate::recover::holds_slot_lock(fd, k as usize),
-            // SAFETY: a handle recorded in the table is mapped (the child
-            // inherited the parent's mappings).
-            None => fd >= 0 && unsafe { (*(region as *const Region)).recovery.same_file(fd) },
-        };
-        if !ours {
-            entry.store(owner_entry(-1), Relaxed);
+        // Not reopened in an earlier fork: nothing to reopen (and
+        // "/proc/self/fd/-1" must not become descriptor 0's file).
+        if fd < 0 {
             continue;
         }
         let new = reopen(fd);
+        // The number may not be the handle's any more (the program closed
+        // it and gave the number to another file, or another handle):
+        // then it is neither kept nor closed, and the child's calls on
+        // the handle return `SEM_EBUSY`.
+        let slot = (packed as u32).checked_sub(1).map(|k| k as usize);
+        // SAFETY: a handle recorded in the table is mapped (the child
+        // inherited the parent's mappings).
+        let recovery = unsafe { &(*(region as *const Region)).recovery };
+        if !crate::recover::still_ours(recovery, fd, slot, new) {
+            if new >= 0 {
+                // SAFETY: ours, used by nothing else.
+                unsafe { libc::close(new) };
+            }
+            entry.store(owner_entry(-1), Relaxed);
+            continue;
+        }
         // SAFETY: the inherited descriptor, this handle's.
         unsafe { libc::close(fd) };
         // (-1 if it could not be reopened: the handle's calls then return

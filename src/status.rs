@@ -112,6 +112,9 @@ pub enum AcquireError {
     /// The lock of a `SEM_RECOVER` semaphore could not be taken, or its
     /// handle has no slot: `SEM_EBUSY`. Nothing was taken.
     Busy,
+    /// A wait to go on with (`sem_acquire_slice`) that is not one of this
+    /// handle's any more: `SEM_EINVAL`. Nothing was taken.
+    Invalid,
 }
 
 /// Why a release did not add its permits.
@@ -131,6 +134,7 @@ impl AcquireError {
             AcquireError::Closed => SEM_ECLOSED,
             AcquireError::Recovered => SEM_RECOVERED,
             AcquireError::Busy => SEM_EBUSY,
+            AcquireError::Invalid => SEM_EINVAL,
         }
     }
 }
