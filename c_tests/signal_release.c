@@ -30,9 +30,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #define TIMER_SIGNALS 1
-#ifndef sigev_notify_thread_id /* older glibc names it only this way */
-#define sigev_notify_thread_id _sigev_un._tid
-#endif
 #else
 #define TIMER_SIGNALS 0
 #endif
@@ -177,19 +174,8 @@ static void *sender(void *arg) {
 static void start_timers(timer_t *timers) {
     EVENTUALLY(atomic_load(&workers_started) == WORKERS);
     long period_ns = 20000L * (1000 / scaled(1000));
-    for (int i = 0; i < WORKERS; i++) {
-        struct sigevent ev;
-        memset(&ev, 0, sizeof ev);
-        ev.sigev_notify = SIGEV_THREAD_ID;
-        ev.sigev_signo = SIGUSR1;
-        ev.sigev_notify_thread_id = worker_tids[i];
-        CHECK(timer_create(CLOCK_MONOTONIC, &ev, &timers[i]) == 0);
-        struct itimerspec its;
-        memset(&its, 0, sizeof its);
-        its.it_value.tv_nsec = period_ns;
-        its.it_interval.tv_nsec = period_ns;
-        CHECK(timer_settime(timers[i], 0, &its, NULL) == 0);
-    }
+    for (int i = 0; i < WORKERS; i++)
+        CHECK(arm_thread_timer(worker_tids[i], SIGUSR1, period_ns, &timers[i]) == 0);
 }
 
 static void stop_timers(timer_t *timers) {

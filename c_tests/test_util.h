@@ -118,6 +118,34 @@ static inline long scaled(long n) {
     return n / div > 0 ? n / div : 1;
 }
 
+#if defined(__linux__)
+#include <signal.h>
+#include <string.h>
+#endif
+#if defined(__linux__) && defined(SIGEV_THREAD_ID)
+#ifndef sigev_notify_thread_id /* older glibc names it only this way */
+#define sigev_notify_thread_id _sigev_un._tid
+#endif
+/* Arms a POSIX timer that sends `signo` to thread `tid` (a kernel thread
+ * id) every `period_ns` (< 1 s); 0, or -1 if the system refused. Signals
+ * raised from the timer interrupt land wherever the thread is, even when
+ * no core is free for a sending thread. (Needs _GNU_SOURCE and <signal.h>,
+ * <time.h> before this header.) */
+static inline int arm_thread_timer(pid_t tid, int signo, long period_ns, timer_t *timer) {
+    struct sigevent ev;
+    memset(&ev, 0, sizeof ev);
+    ev.sigev_notify = SIGEV_THREAD_ID;
+    ev.sigev_signo = signo;
+    ev.sigev_notify_thread_id = tid;
+    if (timer_create(CLOCK_MONOTONIC, &ev, timer) != 0) return -1;
+    struct itimerspec its;
+    memset(&its, 0, sizeof its);
+    its.it_value.tv_nsec = period_ns;
+    its.it_interval.tv_nsec = period_ns;
+    return timer_settime(*timer, 0, &its, NULL);
+}
+#endif
+
 /* A small xorshift generator, seeded per thread. */
 static inline uint32_t next_rand(uint32_t *state) {
     uint32_t x = *state;
