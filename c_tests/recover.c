@@ -178,39 +178,6 @@ static void forked_child_has_its_own_slot(void) {
     sem_free(s);
 }
 
-/* A process that dies while its forked child lives: the child shares none
- * of its parent's locks, so the death shows and the permit comes back. */
-static void parent_dies_child_lives(void) {
-    rsem_semaphore *s = sem_new_shared(1, 1, SEM_RECOVER);
-    CHECK(s != NULL);
-    int fds[2];
-    CHECK(pipe(fds) == 0);
-    pid_t p = fork();
-    CHECK(p >= 0);
-    if (p == 0) {
-        alarm(60);
-        close(fds[0]);
-        if (sem_acquire(s) != SEM_OK) _exit(50);
-        pid_t c = fork(); /* the grandchild: lives on, does nothing */
-        if (c == 0) {
-            alarm(30);
-            for (;;) pause();
-        }
-        if (write(fds[1], &c, sizeof c) != (ssize_t)sizeof c) _exit(51);
-        for (;;) pause();
-    }
-    close(fds[1]);
-    pid_t grandchild = 0;
-    CHECK_EQ(read(fds[0], &grandchild, sizeof grandchild), (ssize_t)sizeof grandchild);
-    close(fds[0]);
-    kill_child(p);
-    CHECK_EQ(kill(grandchild, 0), 0); /* alive (re-parented, not ours to reap) */
-    CHECK_EQ(sem_acquire_timed(s, 5.0), SEM_RECOVERED);
-    kill(grandchild, SIGKILL);
-    CHECK_EQ(sem_release(s), SEM_OK);
-    sem_free(s);
-}
-
 /* A named one: each opener has a slot; SEM_RECOVER_SLOTS of them at once,
  * and one more is refused until one is freed. Opened without the flag it
  * is still in recover mode (the creator's parameters are kept). */
@@ -374,11 +341,13 @@ static void slotless_handle_freed_keeps_the_other(void) {
     CHECK_EQ(sem_unlink_named(name), SEM_OK);
 }
 
-/* The process that made a handle dies while a child it forked lives: the
- * child inherited the mapping (which keeps the file description it was
- * made through), so the slot's lock must not live on that description, or
- * the dead process's permit would not come back while the child lives. */
-static void creator_dies_child_lives_at(const char *what, int no_descriptor_left) {
+/* A process that holds a permit dies while a child it forked lives: the
+ * child shares none of its parent's locks, so the death shows and the
+ * permit comes back. The holder uses `inherited` (made by this process
+ * before the fork), or makes a named semaphore itself (`what`), maybe
+ * with no descriptor left when it forks. */
+static void holder_dies_child_lives(rsem_semaphore *inherited, const char *what,
+                                    int no_descriptor_left) {
     char name[64];
     a_name(name, sizeof name, what);
     sem_unlink_named(name);
@@ -390,7 +359,9 @@ static void creator_dies_child_lives_at(const char *what, int no_descriptor_left
     if (p == 0) {
         alarm(60);
         close(fds[0]);
-        rsem_semaphore *s = sem_open_named(name, SEM_CREATE | SEM_EXCL, 0600, 1, 1, SEM_RECOVER);
+        rsem_semaphore *s =
+            inherited ? inherited
+                      : sem_open_named(name, SEM_CREATE | SEM_EXCL, 0600, 1, 1, SEM_RECOVER);
         if (s == NULL || sem_acquire(s) != SEM_OK) _exit(50);
         if (no_descriptor_left) {
             /* (valgrind refuses the limit, EPERM, and keeps its own of
@@ -414,17 +385,26 @@ static void creator_dies_child_lives_at(const char *what, int no_descriptor_left
     CHECK_EQ(read(fds[0], &grandchild, sizeof grandchild), (ssize_t)sizeof grandchild);
     close(fds[0]);
     kill_child(p);
-    rsem_semaphore *s = sem_open_named(name, 0, 0600, 0, 0, 0);
+    rsem_semaphore *s = inherited ? inherited : sem_open_named(name, 0, 0600, 0, 0, 0);
     CHECK(s != NULL);
-    CHECK_EQ(kill(grandchild, 0), 0);
+    CHECK_EQ(kill(grandchild, 0), 0); /* alive (re-parented, not ours to reap) */
     CHECK_EQ(sem_acquire_timed(s, 5.0), SEM_RECOVERED);
     kill(grandchild, SIGKILL);
     CHECK_EQ(sem_release(s), SEM_OK);
     sem_free(s);
-    CHECK_EQ(sem_unlink_named(name), SEM_OK);
+    if (!inherited) CHECK_EQ(sem_unlink_named(name), SEM_OK);
 }
 
-static void creator_dies_child_lives(void) { creator_dies_child_lives_at("creator", 0); }
+static void parent_dies_child_lives(void) {
+    rsem_semaphore *s = sem_new_shared(1, 1, SEM_RECOVER);
+    CHECK(s != NULL);
+    holder_dies_child_lives(s, "parent", 0);
+}
+
+/* The process that made the handle itself: the child inherited the
+ * mapping, which keeps the file description it was made through, so the
+ * slot's lock must not live on that one. */
+static void creator_dies_child_lives(void) { holder_dies_child_lives(NULL, "creator", 0); }
 
 /* A peer stopped (SIGSTOP) inside a call holds the semaphore's lock until
  * it runs again: try_acquire must still return at once, and a timed
@@ -978,7 +958,7 @@ static void slice_edges(void) {
  * child cannot open one of its own), then dies while the child lives: the
  * child must still not keep the parent's description (its permit comes
  * back). */
-static void creator_at_the_descriptor_limit(void) { creator_dies_child_lives_at("emfile", 1); }
+static void creator_at_the_descriptor_limit(void) { holder_dies_child_lives(NULL, "emfile", 1); }
 
 /* A managed named semaphore created with a mode that does not let its
  * owner open it for writing (0400): the creator's handle still works (its
