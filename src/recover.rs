@@ -331,19 +331,20 @@ impl Recovery {
 
     /// Under the mutex: whether `ticket`, a waiter's of slot `k`, is queued.
     fn queued(&self, ticket: u64, k: usize) -> bool {
+        self.entry(ticket, k).is_some()
+    }
+
+    /// Under the mutex: the queue entry of `ticket`, a waiter's of slot `k`.
+    fn entry(&self, ticket: u64, k: usize) -> Option<&Entry> {
         self.queue
             .iter()
-            .any(|e| e.ticket.load(Relaxed) == ticket && e.slot.load(Relaxed) as usize == k)
+            .find(|e| e.ticket.load(Relaxed) == ticket && e.slot.load(Relaxed) as usize == k)
     }
 
     /// Under the mutex: takes `ticket`, a waiter's of slot `k`, out of the
     /// queue.
     fn dequeue(&self, ticket: u64, k: usize) {
-        if let Some(e) = self
-            .queue
-            .iter()
-            .find(|e| e.ticket.load(Relaxed) == ticket && e.slot.load(Relaxed) as usize == k)
-        {
+        if let Some(e) = self.entry(ticket, k) {
             e.ticket.store(0, Relaxed);
         }
         self.bump();
