@@ -111,11 +111,11 @@ pub unsafe extern "C" fn sem_acquire_slice(
     let body = |s: &Semaphore| {
         // SAFETY: `place` is non-null and valid, by the contract.
         let record = unsafe { read(place) };
-        let (Some(n), true) = (permits_to_acquire(s, n), s.is_shared()) else {
-            return match s.is_shared() {
-                true => SEM_EINVAL,
-                false => SEM_ENOTSUP,
-            };
+        if !s.is_shared() {
+            return SEM_ENOTSUP;
+        }
+        let Some(n) = permits_to_acquire(s, n) else {
+            return SEM_EINVAL;
         };
         let Some(wait) = kept(record, s, n) else {
             return SEM_EINVAL;
@@ -198,11 +198,7 @@ mod backend {
         until: Wait,
         (registered, ticket, tag): Kept,
     ) -> (Result<(), AcquireError>, Kept) {
-        let mut place = Place {
-            registered,
-            ticket: (ticket != 0).then_some(ticket),
-            tag,
-        };
+        let mut place = place((registered, ticket, tag));
         let result = match crate::shm::owner(s) {
             Some(owner) => s.recover_wait(&owner, n, until, Some(&mut place)),
             // A plain shared semaphore has no queue: no place to keep.
@@ -215,14 +211,18 @@ mod backend {
     }
 
     /// Ends a kept wait.
-    pub(super) fn leave(s: &Semaphore, n: u64, (registered, ticket, tag): Kept) {
+    pub(super) fn leave(s: &Semaphore, n: u64, wait: Kept) {
         if let Some(owner) = crate::shm::owner(s) {
-            let place = Place {
-                registered,
-                ticket: (ticket != 0).then_some(ticket),
-                tag,
-            };
-            s.recover_abandon(&owner, n, place);
+            s.recover_abandon(&owner, n, place(wait));
+        }
+    }
+
+    /// The wait a record holds, as `recover.rs` keeps it.
+    fn place((registered, ticket, tag): Kept) -> Place {
+        Place {
+            registered,
+            ticket: (ticket != 0).then_some(ticket),
+            tag,
         }
     }
 }

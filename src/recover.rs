@@ -615,7 +615,7 @@ impl Recovery {
                         ..Image::default()
                     });
                     self.slots[k].tag.store(tag, Relaxed);
-                    owner.set_slot(Some((k, tag)));
+                    owner.set_slot(k, tag);
                     return Ok(k);
                 }
             }

@@ -118,13 +118,12 @@ impl Owner {
         TAGS[self.index].load(Acquire)
     }
 
-    /// Records the handle's slot and its tag (under the recovery mutex),
-    /// or that it has none (`None`).
-    pub(crate) fn set_slot(&self, slot: Option<(usize, u64)>) {
+    /// Records the handle's slot `k` and its tag (under the recovery
+    /// mutex).
+    pub(crate) fn set_slot(&self, k: usize, tag: u64) {
         let fd = OWNERS[self.index].load(Acquire) & !0xFFFF_FFFF;
-        let (k, tag) = slot.map_or((0, 0), |(k, tag)| (k as u64 + 1, tag));
         TAGS[self.index].store(tag, Release);
-        OWNERS[self.index].store(fd | k, Release);
+        OWNERS[self.index].store(fd | (k as u64 + 1), Release);
     }
 
     /// The semaphore's recovery area.
