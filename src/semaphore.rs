@@ -2004,6 +2004,14 @@ mod tests {
             thread::spawn(move || s.acquire(1, in_ms(2000)))
         };
         eventually("W2 queued", || s.queued() == 1);
+        // `queued()` counts W2 from its `link`, while its enqueue still holds
+        // the lock. Wait for that critical section (and any walk its
+        // `unlock` makes) to end: the release below must take the lock and
+        // walk for itself, or it deposits for W2's `unlock`, which may then
+        // see the promise given back in the tests below and wake W2 for the
+        // permit meant for W1.
+        let seen = s.lock();
+        s.unlock(seen, &mut Wakeups::new());
         s.slow.promised.fetch_add(1, Relaxed);
         assert_eq!(s.release(1), Ok(()));
         assert_eq!(s.queued(), 1);
