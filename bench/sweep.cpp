@@ -13,7 +13,10 @@
 // same two clock reads.
 //
 // Usage: sweep [--quick] [--rounds N] [--cell-ms MS] [--csv FILE] [--no-load | --only-loaded]
-//        (run it through scripts/bench --sweep)
+//              [--only TEXT]
+//        (run it through scripts/bench --sweep); --only runs just the cells
+//        whose description ("quiet, 0 ns, 2 threads, 1 permits"; ping-pong
+//        is "-1 ns") contains TEXT, for tuning.
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -250,9 +253,13 @@ struct Tag {
     using type = S;
 };
 
+// `--only`: the text a cell's description must contain to be run.
+static const char *only_cells = "";
+
 template <class F>
 static void all_impls(const Key &k, int turn, F f) {
     current_cell = describe(k);
+    if (!strstr(current_cell.c_str(), only_cells)) return;
     std::function<void()> runs[] = {[&] { f(Tag<PosixSem>{}); }, [&] { f(Tag<StdSem>{}); },
                                     [&] { f(Tag<CondvarSem>{}); }, [&] { f(Tag<Rsem>{}); }};
     for (int k = 0; k < 4; k++) runs[(k + turn) % 4]();
@@ -283,8 +290,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = std::max(1, atoi(argv[++i]));
         else if (!strcmp(argv[i], "--cell-ms") && i + 1 < argc) cell_ms = std::max(1.0, atof(argv[++i]));
         else if (!strcmp(argv[i], "--csv") && i + 1 < argc) csv_path = argv[++i];
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc) only_cells = argv[++i];
         else {
-            fprintf(stderr, "usage: sweep [--quick] [--rounds N] [--cell-ms MS] [--csv FILE] [--no-load | --only-loaded]\n");
+            fprintf(stderr, "usage: sweep [--quick] [--rounds N] [--cell-ms MS] [--csv FILE] [--no-load | --only-loaded]"
+                            " [--only TEXT]\n");
             return 2;
         }
     }
