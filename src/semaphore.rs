@@ -33,11 +33,12 @@
 //!   force (see `policy.rs`).
 //! - Acquire is one compare-and-swap that subtracts from the count when the
 //!   count is large enough and `HANDOFF` is clear (the fast path). Otherwise,
-//!   while nobody is queued, it spins for at most [`SPIN_FOR`] watching the
-//!   word, pausing twice as long between reads each time up to
-//!   [`SPIN_PAUSE_MAX`] `pause` instructions (a handoff between running
-//!   threads then costs a cache-line transfer, not a sleep), then takes the lock, queues its record and
-//!   sleeps on the record's parker.
+//!   while nobody is queued, it spins for at most [`SPIN_FOR`]: it leaves
+//!   the word alone for [`SPIN_FIRST_LOOK`], then watches it, pausing twice
+//!   as long between reads each time up to [`SPIN_PAUSE_MAX`] `pause`
+//!   instructions (a handoff between running threads then costs a
+//!   cache-line transfer, not a sleep); then it takes the lock, queues its
+//!   record and sleeps on the record's parker.
 //! - While `PARKED` is clear, `release` is one compare-and-swap that adds to
 //!   the count (the fast path). While it is set, the same compare-and-swap
 //!   that adds the permits also takes the lock, if it is free; then the
@@ -176,6 +177,18 @@ pub(crate) const SPIN_FOR: Duration = Duration::from_micros(4);
 /// Loom models do not spin.
 #[cfg(loom)]
 pub(crate) const SPIN_FOR: Duration = Duration::ZERO;
+/// How long a spinner waits before it first reads the state word. With 2
+/// threads on 1 permit and a critical section of 0-25 ns, a spinner that
+/// reads at once takes the permit on nearly every release, and every
+/// operation then moves the word's cache line between cores (1.3-1.8x
+/// slower than a mutex+condvar semaphore, whose waiter sleeps while the
+/// other thread runs on alone); waiting first lets the holder run a few
+/// operations on a line it owns (`scripts/bench --sweep`, README). The cost
+/// is at most this much latency on a handoff (ping-pong).
+#[cfg(not(loom))]
+const SPIN_FIRST_LOOK: Duration = Duration::from_nanos(300);
+#[cfg(loom)]
+const SPIN_FIRST_LOOK: Duration = Duration::ZERO;
 /// A spinner reads the state word, then pauses for twice as many `pause`
 /// instructions as last time, up to this many: fewer reads of a line the
 /// permit holder is about to write.
@@ -814,15 +827,24 @@ impl Semaphore {
         })
     }
 
-    /// Spins for at most [`SPIN_FOR`], reading the state word with a growing
-    /// pause in between, until `look` at it says what to do (`Some(true)`:
-    /// try to take the permits; `Some(false)`: stop and sleep). Returns
+    /// Spins for at most [`SPIN_FOR`], until `look` at the state word says
+    /// what to do (`Some(true)`: try to take the permits; `Some(false)`:
+    /// stop and sleep). It first waits [`SPIN_FIRST_LOOK`] without reading
+    /// the word, then reads it with a growing pause in between. Returns
     /// false if the time ran out.
     pub(crate) fn spin(&self, look: impl Fn(u64) -> Option<bool>) -> bool {
         if SPIN_FOR.is_zero() {
             return false;
         }
         let start = Instant::now();
+        // Leave the word's cache line to the thread cycling the permit for
+        // a moment: each read here would make its next compare-and-swap
+        // fetch the line back.
+        while start.elapsed() < SPIN_FIRST_LOOK {
+            for _ in 0..8 {
+                core::hint::spin_loop();
+            }
+        }
         let mut pause = 1u32;
         // `pause` instructions since the clock was last read.
         let mut paused = 0u32;
