@@ -33,8 +33,9 @@
 //!   force (see `policy.rs`).
 //! - Acquire is one compare-and-swap that subtracts from the count when the
 //!   count is large enough and `HANDOFF` is clear (the fast path). Otherwise,
-//!   while nobody is queued, it spins for at most [`SPIN_FOR`]: it leaves
-//!   the word alone for [`SPIN_FIRST_LOOK`], then watches it, pausing twice
+//!   while nobody is queued, it spins for at most [`SPIN_FOR`]: if the
+//!   semaphore was made with permits it leaves the word alone for
+//!   [`SPIN_FIRST_LOOK`], then it watches it, pausing twice
 //!   as long between reads each time up to [`SPIN_PAUSE_MAX`] `pause`
 //!   instructions (a handoff between running threads then costs a
 //!   cache-line transfer, not a sleep); then it takes the lock, queues its
@@ -177,14 +178,16 @@ pub(crate) const SPIN_FOR: Duration = Duration::from_micros(4);
 /// Loom models do not spin.
 #[cfg(loom)]
 pub(crate) const SPIN_FOR: Duration = Duration::ZERO;
-/// How long a spinner waits before it first reads the state word. With 2
-/// threads on 1 permit and a critical section of 0-25 ns, a spinner that
-/// reads at once takes the permit on nearly every release, and every
-/// operation then moves the word's cache line between cores (1.3-1.8x
-/// slower than a mutex+condvar semaphore, whose waiter sleeps while the
-/// other thread runs on alone); waiting first lets the holder run a few
-/// operations on a line it owns (`scripts/bench --sweep`, README). The cost
-/// is at most this much latency on a handoff (ping-pong).
+/// How long a spinner on a semaphore made with permits (`Params::hold_off`)
+/// waits before it first reads the state word. With 2 threads on 1 permit
+/// and a critical section of 0-25 ns, a spinner that reads at once takes the
+/// permit on nearly every release, and every operation then moves the
+/// word's cache line between cores (1.3-1.8x slower than a mutex+condvar
+/// semaphore, whose waiter sleeps while the other thread runs on alone);
+/// waiting first lets the holder run a few operations on a line it owns
+/// (`scripts/bench --sweep`, README). The cost, up to this much latency per
+/// handoff, doubled the mean ping-pong round trip between two semaphores
+/// made empty, which is why those look at once.
 #[cfg(not(loom))]
 const SPIN_FIRST_LOOK: Duration = Duration::from_nanos(300);
 #[cfg(loom)]
@@ -473,6 +476,13 @@ pub(crate) struct Params {
     /// does any path of a shared semaphore read `fifo` or the slow line's
     /// `bool`s, which a peer could set to a byte that is no `bool`.)
     pub(crate) shared: bool,
+    /// Nonzero if the semaphore was made with permits (a pool or a lock,
+    /// whose waiters compete with threads that release and soon take
+    /// permits again): its spinners wait [`SPIN_FIRST_LOOK`] before their
+    /// first read of the state word. Zero for one made empty (a signal,
+    /// whose waiter waits for another thread's release): its spinners look
+    /// at once. A byte, not a `bool`: in shared memory a peer may write it.
+    hold_off: u8,
     /// The default mode's fairness thresholds.
     fairness: Fairness,
     /// Links in the registry of semaphores made through the C API, which
@@ -634,6 +644,7 @@ impl Semaphore {
                 max,
                 fifo,
                 shared: false,
+                hold_off: (value > 0) as u8,
                 fairness,
                 #[cfg(unix)]
                 links: fork::Links::default(),
@@ -829,18 +840,18 @@ impl Semaphore {
 
     /// Spins for at most [`SPIN_FOR`], until `look` at the state word says
     /// what to do (`Some(true)`: try to take the permits; `Some(false)`:
-    /// stop and sleep). It first waits [`SPIN_FIRST_LOOK`] without reading
-    /// the word, then reads it with a growing pause in between. Returns
+    /// stop and sleep). On a semaphore made with permits it first waits
+    /// [`SPIN_FIRST_LOOK`] without reading the word; then it reads it with a growing pause in between. Returns
     /// false if the time ran out.
     pub(crate) fn spin(&self, look: impl Fn(u64) -> Option<bool>) -> bool {
         if SPIN_FOR.is_zero() {
             return false;
         }
         let start = Instant::now();
-        // Leave the word's cache line to the thread cycling the permit for
+        // Leave the word's cache line to the thread cycling the permits for
         // a moment: each read here would make its next compare-and-swap
         // fetch the line back.
-        while start.elapsed() < SPIN_FIRST_LOOK {
+        while self.params.hold_off != 0 && start.elapsed() < SPIN_FIRST_LOOK {
             for _ in 0..8 {
                 core::hint::spin_loop();
             }
