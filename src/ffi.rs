@@ -413,7 +413,9 @@ pub unsafe extern "C" fn sem_acquire_until(sem: *mut Semaphore, n: i64, deadline
 fn acquire_one(s: &Semaphore, wait: Wait) -> c_int {
     match s.try_acquire(1) {
         Ok(()) => SEM_OK,
-        Err(_) if s.max() == 0 => SEM_EINVAL,
+        // (`max_is_zero`, not `max() == 0`: no shared-mapping lookup on a
+        // failing try-acquire.)
+        Err(_) if s.max_is_zero() => SEM_EINVAL,
         Err(AcquireError::TimedOut) if wait != Wait::Never => acquire_code(s.acquire_slow(1, wait)),
         Err(e) => e.code(),
     }

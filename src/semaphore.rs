@@ -694,6 +694,14 @@ impl Semaphore {
         self.params.max
     }
 
+    /// Whether `max()` is 0 (no acquire can ever succeed), without asking
+    /// whether the semaphore is shared: `max()` clamps a shared one's maximum
+    /// to `SHARED_COUNT_MAX`, which is 0 only when the maximum is.
+    #[inline]
+    pub fn max_is_zero(&self) -> bool {
+        self.params.max == 0
+    }
+
     /// Whether blocked acquirers are served strictly in arrival order.
     pub fn is_fifo(&self) -> bool {
         self.params.fifo
