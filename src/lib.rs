@@ -20,6 +20,7 @@
 //! | `fork`      | a forked child's semaphores: the parent's waiters dropped |
 //! | `oracle`    | the liveness property, checked by tests                   |
 //! | `spin`      | the spin lock of the process-wide registries              |
+//! | `load`      | whether the machine is loaded (acquirers then do not spin)|
 //! | `errno`     | setting C's `errno`                                       |
 //! | `panic`     | the panic boundary                                        |
 
@@ -31,6 +32,8 @@ pub mod ffi_async;
 pub mod ffi_shared;
 pub mod ffi_slice;
 mod fork;
+#[cfg(all(target_os = "linux", not(loom), not(miri)))]
+mod load;
 mod notifier;
 mod oracle;
 mod panic;

@@ -856,6 +856,11 @@ impl Semaphore {
             return false;
         }
         let start = Instant::now();
+        // Every CPU busy: the releaser may be waiting for this one.
+        #[cfg(all(target_os = "linux", not(loom), not(miri)))]
+        if crate::load::loaded(start) {
+            return false;
+        }
         // Leave the word's cache line to the thread cycling the permits for
         // a moment: each read here would make its next compare-and-swap
         // fetch the line back.
