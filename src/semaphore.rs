@@ -33,11 +33,11 @@
 //!   force (see `policy.rs`).
 //! - Acquire is one compare-and-swap that subtracts from the count when the
 //!   count is large enough and `HANDOFF` is clear (the fast path). Otherwise,
-//!   while nobody is queued, it spins for at most [`SPIN_FOR`]: if the
-//!   semaphore was made with permits it leaves the word alone for
-//!   [`SPIN_FIRST_LOOK`], then it watches it, pausing twice
-//!   as long between reads each time up to [`SPIN_PAUSE_MAX`] `pause`
-//!   instructions (a handoff between running threads then costs a
+//!   while nobody is queued and the machine has a CPU to spare (`load.rs`),
+//!   it spins for at most [`SPIN_FOR`]: on a semaphore made with permits it
+//!   leaves the word alone for [`SPIN_FIRST_LOOK`], then it watches it,
+//!   pausing twice as long between reads each time up to [`SPIN_PAUSE_MAX`]
+//!   `pause` instructions (a handoff between running threads then costs a
 //!   cache-line transfer, not a sleep); then it takes the lock, queues its
 //!   record and sleeps on the record's parker.
 //! - While `PARKED` is clear, `release` is one compare-and-swap that adds to
@@ -172,7 +172,8 @@ fn may_take(s: u64, n: u64) -> bool {
     s & HANDOFF == 0 && s & COUNT_MASK >= n
 }
 
-/// How long an acquirer spins, while nobody is queued, before it parks.
+/// How long an acquirer spins, while nobody is queued (and the machine is
+/// not loaded, see `load.rs`), before it parks.
 #[cfg(not(loom))]
 pub(crate) const SPIN_FOR: Duration = Duration::from_micros(4);
 /// Loom models do not spin.
@@ -476,12 +477,15 @@ pub(crate) struct Params {
     /// does any path of a shared semaphore read `fifo` or the slow line's
     /// `bool`s, which a peer could set to a byte that is no `bool`.)
     pub(crate) shared: bool,
-    /// Nonzero if the semaphore was made with permits (a pool or a lock,
+    /// Nonzero if the semaphore was made in this process with permits (a
+    /// pool or a lock,
     /// whose waiters compete with threads that release and soon take
     /// permits again): its spinners wait [`SPIN_FIRST_LOOK`] before their
     /// first read of the state word. Zero for one made empty (a signal,
     /// whose waiter waits for another thread's release): its spinners look
-    /// at once. A byte, not a `bool`: in shared memory a peer may write it.
+    /// at once. Process-shared semaphores keep 0 (not measured across
+    /// processes; `SHARED_LAYOUT` leaves it out: a peer that writes it can
+    /// only add or remove that wait). A byte, not a `bool`.
     hold_off: u8,
     /// The default mode's fairness thresholds.
     fairness: Fairness,
@@ -698,7 +702,7 @@ impl Semaphore {
     /// whether the semaphore is shared: `max()` clamps a shared one's maximum
     /// to `SHARED_COUNT_MAX`, which is 0 only when the maximum is.
     #[inline]
-    pub fn max_is_zero(&self) -> bool {
+    pub(crate) fn max_is_zero(&self) -> bool {
         self.params.max == 0
     }
 
@@ -848,19 +852,22 @@ impl Semaphore {
 
     /// Spins for at most [`SPIN_FOR`], until `look` at the state word says
     /// what to do (`Some(true)`: try to take the permits; `Some(false)`:
-    /// stop and sleep). On a semaphore made with permits it first waits
-    /// [`SPIN_FIRST_LOOK`] without reading the word; then it reads it with a growing pause in between. Returns
+    /// stop and sleep). It does not spin while the machine has more
+    /// runnable threads than CPUs (`load.rs`). On a semaphore made with
+    /// permits it first waits [`SPIN_FIRST_LOOK`] without reading the word;
+    /// then it reads it with a growing pause in between. Returns
     /// false if the time ran out.
     pub(crate) fn spin(&self, look: impl Fn(u64) -> Option<bool>) -> bool {
         if SPIN_FOR.is_zero() {
             return false;
         }
-        let start = Instant::now();
         // Every CPU busy: the releaser may be waiting for this one.
         #[cfg(all(target_os = "linux", not(loom), not(miri)))]
-        if crate::load::loaded(start) {
+        if crate::load::loaded(Instant::now()) {
             return false;
         }
+        // (After the sample, which may have taken a few system calls.)
+        let start = Instant::now();
         // Leave the word's cache line to the thread cycling the permits for
         // a moment: each read here would make its next compare-and-swap
         // fetch the line back.
