@@ -313,7 +313,7 @@ impl Recovery {
     /// Under the mutex: queues a waiter of slot `k` for `n` permits; its
     /// ticket, or `None` if the queue is full.
     fn enqueue(&self, k: usize, n: u64) -> Option<u64> {
-        let e = self.queue.iter().find(|e| e.ticket.load(Relaxed) == 0)?;
+        let e = self.free_entry()?;
         let ticket = self.next_ticket.fetch_add(1, Relaxed).max(1);
         // The entry's fields first, then its ticket (which marks it used):
         // a process killed in between leaves a free entry.
@@ -321,6 +321,11 @@ impl Recovery {
         e.slot.store(k as u32, Relaxed);
         e.ticket.store(ticket, Relaxed);
         Some(ticket)
+    }
+
+    /// Under the mutex: an unused queue entry, if the queue is not full.
+    fn free_entry(&self) -> Option<&Entry> {
+        self.queue.iter().find(|e| e.ticket.load(Relaxed) == 0)
     }
 
     /// Under the mutex: whether `place` is a wait of `owner`'s, whose slot
@@ -758,6 +763,13 @@ fn new_tag() -> u64 {
     ((pid << 40) ^ (TAKEN.fetch_add(1, Relaxed) << 20) ^ now) | 1
 }
 
+/// Whether the state word `s` can count no more sleepers waiting for `n`
+/// permits (its sleeper field, or for `n > 1` its multi-permit field, is
+/// full): such a waiter waits outside the count, polling.
+fn sleepers_full(s: u64, n: u64) -> bool {
+    s & SLEEPERS == SLEEPERS || (n > 1 && s & MULTIS == MULTIS)
+}
+
 /// Whether byte `k` of the file behind `fd` is locked through another
 /// description than `fd`'s (a description's own lock never conflicts with
 /// it); `None` on an error. Async-signal-safe (`fcntl`).
@@ -947,9 +959,8 @@ impl Semaphore {
             let queue_first = place.is_some()
                 && fifo
                 && !registered
-                && s & SLEEPERS != SLEEPERS
-                && (n == 1 || s & MULTIS != MULTIS)
-                && r.queue.iter().any(|e| e.ticket.load(Relaxed) == 0);
+                && !sleepers_full(s, n)
+                && r.free_entry().is_some();
             if let Some(e) =
                 gives_up(s, deadline).filter(|&e| !(queue_first && e == AcquireError::TimedOut))
             {
@@ -991,9 +1002,9 @@ impl Semaphore {
                 return Err(AcquireError::TimedOut);
             }
             if !registered {
-                let full = s & SLEEPERS == SLEEPERS || (n > 1 && s & MULTIS == MULTIS);
+                let full = sleepers_full(s, n);
                 // (A full FIFO queue: wait outside it, polling.)
-                let queued = !fifo || r.queue.iter().any(|e| e.ticket.load(Relaxed) == 0);
+                let queued = !fifo || r.free_entry().is_some();
                 if !full && queued {
                     r.commit(self, k, &|s, mut image, unreported| {
                         image.sleeping = image.sleeping.saturating_add(1);

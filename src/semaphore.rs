@@ -480,9 +480,9 @@ pub(crate) struct Params {
     /// Nonzero if the semaphore was made in this process with permits (a
     /// pool or a lock, whose waiters compete with threads that release and
     /// soon take permits again): its spinners wait [`SPIN_FIRST_LOOK`]
-    /// before their first read of the state word. Zero for one made empty (a signal,
-    /// whose waiter waits for another thread's release): its spinners look
-    /// at once. Process-shared semaphores keep 0 (not measured across
+    /// before their first read of the state word. Zero for one made empty
+    /// (a signal, whose waiter waits for another thread's release): its
+    /// spinners look at once. Process-shared semaphores keep 0 (not measured across
     /// processes; `SHARED_LAYOUT` leaves it out: a peer that writes it can
     /// only add or remove that wait). A byte, not a `bool`.
     hold_off: u8,
